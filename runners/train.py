@@ -1,0 +1,183 @@
+"""One experiment: build env and agent from the config, collect and learn, log, evaluate, checkpoint.
+
+This loop is the ``learn`` of every agent (see ``agents.base``): agents only see transitions, so the
+same agent trains on a local vector env today and on remote workers tomorrow.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from agents import AGENTS, Agent
+from envs import EnvSpec
+
+from runners.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from runners.config import ConfigError
+from runners.evaluation import EvalContext, evaluate
+from runners.logger import Logger
+from runners.rollout import EpisodeTracker, collect_step, make_vector_env
+from runners.rundir import RunDir, default_run_dir, prepare_run_dir, write_config
+
+# Checkpoint format version: bump when the layout of the saved dict changes.
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    episodes: int
+    last_eval: dict[str, Any] | None
+
+
+def space_signature(observation_space, action_space) -> dict[str, Any]:
+    """What an agent's networks depend on: shapes, dtypes and the number of discrete actions."""
+
+    def sig(space) -> list:
+        return [type(space).__name__, list(space.shape or ()), str(space.dtype), int(getattr(space, "n", 0))]
+
+    return {"observation": sig(observation_space), "action": sig(action_space)}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA GPU is available (torch.cuda.is_available() is False); use device=auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def build_agent(cfg: DictConfig, env: EnvSpec, observation_space, action_space, num_envs: int,
+                device: torch.device) -> Agent:
+    agent_cfg = OmegaConf.to_object(cfg.agent)
+    _, agent_cls = AGENTS[cfg.agent.name]
+    try:
+        return agent_cls(agent_cfg, observation_space, action_space, num_envs, device)
+    except ValueError as exc:  # e.g. a continuous-control agent on a discrete env
+        raise ConfigError(f"agent {cfg.agent.name} on env {env.describe()}: {exc}") from None
+
+
+def num_envs_for(cfg: DictConfig) -> int:
+    if cfg.runner.num_envs is not None:
+        return int(cfg.runner.num_envs)
+    return AGENTS[cfg.agent.name][1].default_num_envs
+
+
+def eval_suites_for(cfg: DictConfig, agent: Agent) -> list[str]:
+    return list(cfg.eval.suites) or list(agent.eval_suites)
+
+
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
+    """Run (or resume) the experiment described by ``cfg``; returns where it went and how far."""
+    spec: EnvSpec = OmegaConf.to_object(cfg.env)
+    device = resolve_device(cfg.device)
+    run_path = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg, spec.describe())
+    run = prepare_run_dir(cfg, run_path)
+    checkpoint = load_checkpoint(run.resume_from, device) if run.resume_from else None
+    if checkpoint is not None and checkpoint.get("version") != CHECKPOINT_VERSION:
+        raise ConfigError(f"checkpoint {run.resume_from} has format version {checkpoint.get('version')}, "
+                          f"this suite reads {CHECKPOINT_VERSION}")
+    cfg.run_dir = str(run.path)
+
+    seed_everything(cfg.seed)
+    num_envs = num_envs_for(cfg)
+    envs = make_vector_env(spec, num_envs, cfg.runner.backend, cfg.seed)
+    try:
+        agent = build_agent(cfg, spec, envs.single_observation_space, envs.single_action_space, num_envs, device)
+        agent.seed(cfg.seed)
+        write_config(run, cfg, overrides or [])
+        return _loop(cfg, run, spec, envs, agent, num_envs, checkpoint)
+    finally:
+        envs.close()
+
+
+def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_envs: int,
+          checkpoint: dict[str, Any] | None) -> TrainResult:
+    step, episodes = 0, 0
+    if checkpoint is not None:
+        agent.load_state_dict(checkpoint["agent"])
+        set_rng_state(checkpoint["rng"])
+        step, episodes = int(checkpoint["step"]), int(checkpoint["episodes"])
+    logger = Logger(run.path, start_step=step)
+    if step == 0:
+        logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```")
+    tracker = EpisodeTracker(num_envs)
+    tracker.total_episodes = episodes
+    # A resumed run starts fresh episodes from a seed that depends on where it resumes, so resuming is
+    # deterministic but does not replay the first run's episodes.
+    obs, _ = envs.reset(seed=cfg.seed + step)
+
+    def schedule(every: int) -> int:
+        return (step // every + 1) * every if every > 0 else cfg.steps + 1
+
+    next_log, next_eval, next_ckpt = schedule(cfg.log_every), schedule(cfg.eval.every), schedule(cfg.checkpoint.every)
+    show_progress = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=not show_progress, dynamic_ncols=True)
+    last_eval: dict[str, Any] | None = None
+    recent_returns: list[float] = []
+    metrics: dict[str, float] = {}
+    t0, steps_at_t0 = time.perf_counter(), step
+
+    def save() -> None:
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "agent": agent.state_dict(),
+            "rng": rng_state(),
+            "step": step,
+            "episodes": tracker.total_episodes,
+            "spaces": space_signature(envs.single_observation_space, envs.single_action_space),
+        }
+        save_checkpoint(run.path, step, state, keep=cfg.checkpoint.keep)
+
+    try:
+        while step < cfg.steps:
+            obs, update_metrics, _ = collect_step(agent, envs, obs, spec.provides_final_obs, tracker)
+            metrics.update(update_metrics)
+            step += num_envs
+            bar.update(num_envs)
+            for ret, length in tracker.drain():
+                recent_returns = (recent_returns + [ret])[-20:]
+                logger.log({"episode_return": ret, "episode_length": length}, step, "train")
+            if step >= next_log:
+                fps = (step - steps_at_t0) / max(time.perf_counter() - t0, 1e-9)
+                logger.log({**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes}, step, "train")
+                metrics = {}
+                next_log = schedule(cfg.log_every)
+                if recent_returns:
+                    bar.set_postfix(ret=f"{np.mean(recent_returns):.1f}")
+            if step >= next_eval:
+                last_eval = _evaluate(cfg, agent, spec, logger, step)
+                next_eval = schedule(cfg.eval.every)
+            if step >= next_ckpt:
+                save()
+                next_ckpt = schedule(cfg.checkpoint.every)
+        if last_eval is None or last_eval["step"] != step:
+            last_eval = _evaluate(cfg, agent, spec, logger, step)
+        save()
+    except KeyboardInterrupt:
+        save()  # keep what was learnt; the same command resumes from here
+        raise
+    finally:
+        bar.close()
+        logger.close()
+    return TrainResult(run.path, step, tracker.total_episodes, last_eval)
+
+
+def _evaluate(cfg: DictConfig, agent: Agent, spec: EnvSpec, logger: Logger, step: int) -> dict[str, Any]:
+    """Periodic evaluation with the agent's suites; fixed seed so two runs compare like for like."""
+    ctx = EvalContext(agent=agent, env=spec, episodes=cfg.eval.episodes, seed=cfg.seed + 1_000_003,
+                      deterministic=cfg.eval.deterministic, out_dir=None, step=step)
+    results = evaluate(ctx, eval_suites_for(cfg, agent)) if cfg.eval.episodes > 0 else {}
+    for name, result in results.items():
+        logger.log(result.get("scalars", {}), step, "eval" if name == "returns" else f"eval/{name}")
+    logger.flush()
+    return {"step": step, "results": results}
