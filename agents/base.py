@@ -47,6 +47,9 @@ class Transition:
     # False where the successor observation is unknown (a native vector env that resets in place);
     # those steps are always terminal, so nothing bootstraps from ``next_obs`` there.
     next_obs_valid: np.ndarray | None = None
+    # True for rows that are not transitions at all: the env's episode was lost with a crashed rollout
+    # worker and the row only carries the new episode's first observation. Agents must not learn from them.
+    dropped: np.ndarray | None = None
 
 
 class Agent:

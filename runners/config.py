@@ -42,12 +42,21 @@ class RunnerConfig:
     """How environment steps are collected. ``num_envs=None`` takes the agent's default."""
 
     name: str = "default"
-    backend: str = "sync"  # sync | async
+    backend: str = "sync"  # sync | async | ray
     num_envs: Optional[int] = None
-    num_workers: int = 1
+    num_workers: int = 1  # Ray rollout actors (backend=ray); each steps num_envs / num_workers envs
 
 
-BACKENDS = ("sync", "async")
+BACKENDS = ("sync", "async", "ray")
+
+
+@dataclass
+class RayConfig:
+    """Where Ray runs. ``address=None`` starts an embedded Ray on this machine (loopback only);
+    ``auto`` or ``host:port`` / ``ray://...`` joins an existing cluster."""
+
+    address: Optional[str] = None
+    num_cpus: Optional[int] = None  # embedded Ray only; None = all cores
 
 
 @dataclass
@@ -96,12 +105,13 @@ class Config:
     progress: Optional[bool] = None  # None: a progress bar only on a terminal
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 RESUME_MODES = ("auto", "never", "force")
 # Keys that may change between invocations on the same run directory without making it a different
 # experiment (longer training, another device, more evaluation episodes, ...).
-RESUMABLE_KEYS = ("steps", "run_dir", "resume", "progress", "device", "log_every", "eval", "checkpoint")
+RESUMABLE_KEYS = ("steps", "run_dir", "resume", "progress", "device", "log_every", "eval", "checkpoint", "ray")
 
 
 def _register() -> None:
@@ -213,6 +223,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.num_envs must be >= 1, got {cfg.runner.num_envs}")
     if cfg.runner.num_workers < 1:
         raise ConfigError(f"runner.num_workers must be >= 1, got {cfg.runner.num_workers}")
+    if cfg.runner.backend == "ray" and cfg.runner.num_envs is not None and cfg.runner.num_envs < cfg.runner.num_workers:
+        raise ConfigError(
+            f"runner.num_envs={cfg.runner.num_envs} is fewer than runner.num_workers={cfg.runner.num_workers}"
+        )
     for key in ("log_every", "eval.every", "eval.episodes", "checkpoint.every"):
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {OmegaConf.select(cfg, key)}")

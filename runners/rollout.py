@@ -18,9 +18,15 @@ from envs import AUTORESET_MODE, EnvSpec
 from agents.base import Transition
 
 
-def make_vector_env(spec: EnvSpec, num_envs: int, backend: str = "sync", seed: int = 0) -> gym.vector.VectorEnv:
+def make_vector_env(spec: EnvSpec, num_envs: int, backend: str = "sync", seed: int = 0, num_workers: int = 1,
+                    ray_address: str | None = None, ray_num_cpus: int | None = None) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``spec`` stepped by the chosen back-end (sync: in process; async: one
-    subprocess per env). Families with a native batched implementation use it whatever the back-end."""
+    subprocess per env; ray: ``num_workers`` Ray actors, each stepping ``num_envs / num_workers`` envs).
+    Locally, families with a native batched implementation use it instead of Sync/Async wrappers."""
+    if backend == "ray":
+        from runners.ray_rollout import RayVectorEnv
+
+        return RayVectorEnv(spec, num_envs, num_workers, seed, address=ray_address, num_cpus=ray_num_cpus)
     if spec.native_vector:
         return spec.make_native_vec(num_envs, seed)
     fns = [spec.make for _ in range(num_envs)]
@@ -28,7 +34,7 @@ def make_vector_env(spec: EnvSpec, num_envs: int, backend: str = "sync", seed: i
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=AUTORESET_MODE)
     if backend == "async":
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AUTORESET_MODE, context="spawn")
-    raise ValueError(f"unknown rollout back-end {backend!r}; choose one of: sync, async")
+    raise ValueError(f"unknown rollout back-end {backend!r}; choose one of: sync, async, ray")
 
 
 def real_next_obs(next_obs: np.ndarray, info: dict[str, Any], done: np.ndarray, provides_final_obs: bool):
@@ -58,12 +64,19 @@ class EpisodeTracker:
     lengths: np.ndarray = field(init=False)
     finished: list[tuple[float, int]] = field(default_factory=list)
     total_episodes: int = 0
+    dropped_episodes: int = 0  # episodes lost with a crashed rollout worker, never reported as finished
 
     def __post_init__(self) -> None:
         self.returns = np.zeros(self.num_envs)
         self.lengths = np.zeros(self.num_envs, dtype=np.int64)
 
-    def step(self, reward: np.ndarray, done: np.ndarray) -> None:
+    def step(self, reward: np.ndarray, done: np.ndarray, dropped: np.ndarray | None = None) -> None:
+        if dropped is not None and dropped.any():
+            self.dropped_episodes += int(dropped.sum())
+            self.returns[dropped] = 0.0
+            self.lengths[dropped] = 0
+            reward = np.where(dropped, 0.0, reward)
+            done = done & ~dropped
         self.returns += reward
         self.lengths += 1
         for i in np.flatnonzero(done):
@@ -84,11 +97,12 @@ def collect_step(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_fi
     next_obs, reward, terminated, truncated, info = envs.step(action)
     done = np.logical_or(terminated, truncated)
     successor, valid = real_next_obs(next_obs, info, done, provides_final_obs)
+    dropped = info.get("dropped")  # set by back-ends that lose envs with a crashed worker
     metrics = agent.observe(
         Transition(obs, action, np.asarray(reward, dtype=np.float32), successor,
-                   np.asarray(terminated), np.asarray(truncated), valid)
+                   np.asarray(terminated), np.asarray(truncated), valid, dropped)
     )
-    tracker.step(reward, done)
+    tracker.step(reward, done, dropped)
     if done.any():
         agent.reset_episodes(done)
     return next_obs, metrics, info

@@ -90,7 +90,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
 
     seed_everything(cfg.seed)
     num_envs = num_envs_for(cfg)
-    envs = make_vector_env(spec, num_envs, cfg.runner.backend, cfg.seed)
+    envs = make_vector_env(spec, num_envs, cfg.runner.backend, cfg.seed, cfg.runner.num_workers,
+                           cfg.ray.address, cfg.ray.num_cpus)
     try:
         agent = build_agent(cfg, spec, envs.single_observation_space, envs.single_action_space, num_envs, device)
         agent.seed(cfg.seed)
@@ -149,7 +150,8 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
                 logger.log({"episode_return": ret, "episode_length": length}, step, "train")
             if step >= next_log:
                 fps = (step - steps_at_t0) / max(time.perf_counter() - t0, 1e-9)
-                logger.log({**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes}, step, "train")
+                logger.log({**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes,
+                            "dropped_episodes": tracker.dropped_episodes}, step, "train")
                 metrics = {}
                 next_log = schedule(cfg.log_every)
                 if recent_returns:
