@@ -112,6 +112,15 @@ def test_run_writes_logs_checkpoint_and_resumes(tmp_path, capsys):
     record = json.loads(results[0].read_text())
     assert record["step"] == 600 and len(record["results"]["returns"]["returns"]) == 2
 
+    # Zero-shot on another layout of the same env family; a different observation space is refused.
+    assert eval_main([f"run_dir={run_dir}", "episodes=1", "env.layout=u"]) == 0
+    assert list((run_dir / "eval").glob("returns_pointmaze-u*_step600.json"))
+    capsys.readouterr()
+    assert eval_main([f"run_dir={run_dir}", "env=quadruped"]) == 2
+    assert "trained on" in error_line(capsys.readouterr().err)
+    assert eval_main([f"run_dir={run_dir}", "env.layot=u"]) == 2
+    assert "unknown key 'env.layot'" in error_line(capsys.readouterr().err)
+
 
 def test_run_dir_with_other_experiment_is_refused_untouched(tmp_path, capsys):
     run_dir = tmp_path / "run"
