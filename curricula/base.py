@@ -1,0 +1,210 @@
+"""The teacher contract shared by every curriculum.
+
+A teacher proposes levels of a continuous parameter space (a box ``[low, high]``) and learns from the
+scores the student obtained on them:
+
+    teacher = ALPGMM(ALPGMMConfig(), low=[0, 0], high=[3, 6], seed=0)
+    levels = teacher.sample(n)             # list of n parameter vectors, each inside the box
+    ...                                     # the runner plays them: env.reset(options={"level": level})
+    teacher.update(levels, scores)          # episodic returns (or competences) of those levels
+
+Teachers never see the student, only these scores. They process the pairs of ``update`` one episode
+after the other, in order, exactly as the reference code (teachDeepRL) alternates one ``sample_task``
+with one ``update``; levels of one ``sample(n)`` batch are all drawn from the same teacher state.
+
+Scores. The teachers of teachDeepRL reason on a *competence* in [0, 1]: its controller rescales the
+episodic return with bounds given by the environment (BipedalWalker: ``interp(R, [-150, 350], [0, 1])``,
+values outside clipped). ``score_low``/``score_high`` in the config do the same here; left unset, the
+scores are taken as competences already (the toy testbed returns competence / 100).
+
+State. ``state_dict`` holds only tensors, numbers, strings and containers of them (histories as float64
+tensors, Gaussian mixtures as their weights/means/covariances, the generator state), so it survives
+``torch.save`` / ``torch.load(weights_only=True)``; a teacher rebuilt from it samples exactly as the
+original would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+# A level reported back may leave the box by a float32 round trip in the env; beyond this share of the
+# box's range (of 1 for narrow boxes) it is a caller's mistake.
+_BOUND_TOLERANCE = 1e-5
+
+
+@dataclass
+class TeacherConfig:
+    """Base of every teacher config. ``name`` is the registry name (``curriculum=NAME``)."""
+
+    name: str = "?"
+    # Episodic returns are mapped linearly from [score_low, score_high] to a competence in [0, 1]
+    # (clipped), as teachDeepRL's controller does; None = scores are competences already.
+    score_low: float | None = None
+    score_high: float | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError (one line) for a bad field value."""
+        if (self.score_low is None) != (self.score_high is None):
+            raise ValueError("score_low and score_high must be given together (or both left unset)")
+        if self.score_low is not None and not self.score_low < self.score_high:
+            raise ValueError(f"score_low must be < score_high, got {self.score_low} and {self.score_high}")
+
+
+def check_bounds(low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The parameter box as two float64 vectors, or a one-line ValueError saying what is wrong."""
+    try:
+        low_arr = np.asarray(low, dtype=np.float64)
+        high_arr = np.asarray(high, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"teacher bounds must be numeric vectors, got low={low!r} high={high!r}") from None
+    if low_arr.ndim != 1 or high_arr.ndim != 1 or low_arr.size == 0:
+        raise ValueError(
+            f"teacher bounds must be non-empty 1-D vectors, got shapes {low_arr.shape} and {high_arr.shape}"
+        )
+    if low_arr.size != high_arr.size:
+        raise ValueError(f"teacher bounds differ in length: low has {low_arr.size}, high has {high_arr.size}")
+    if not (np.isfinite(low_arr).all() and np.isfinite(high_arr).all()):
+        raise ValueError(
+            f"teacher bounds must be finite, got low={low_arr.tolist()} high={high_arr.tolist()}"
+        )
+    inverted = np.flatnonzero(low_arr > high_arr)
+    if inverted.size:
+        raise ValueError(
+            f"teacher bounds have low > high in dimension(s) {inverted.tolist()}: "
+            f"low={low_arr.tolist()} high={high_arr.tolist()}"
+        )
+    return low_arr, high_arr
+
+
+def proportional_choice(values: np.ndarray, rng: np.random.Generator) -> int:
+    """Index drawn with probability proportional to ``values`` (>= 0); uniform when they sum to 0."""
+    total = float(np.sum(values))
+    if total <= 0.0:
+        return int(rng.integers(len(values)))
+    return int(rng.choice(len(values), p=np.asarray(values, dtype=np.float64) / total))
+
+
+def to_tensor(array: Any) -> torch.Tensor:
+    """A float64 tensor copy of an array-like (checkpoints hold tensors, never NumPy arrays)."""
+    return torch.from_numpy(np.array(array, dtype=np.float64))
+
+
+def to_array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().astype(np.float64)
+
+
+class Teacher:
+    """Base class: bounds, generator, input checks and the state-dict frame; subclasses hold the method."""
+
+    config_class: ClassVar[type[TeacherConfig]] = TeacherConfig
+
+    def __init__(self, cfg: TeacherConfig, low: Any, high: Any, seed: int) -> None:
+        if not isinstance(cfg, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(cfg).__name__}"
+            )
+        cfg.validate()
+        self.cfg = cfg
+        self.low, self.high = check_bounds(low, high)
+        self.ndims = self.low.size
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    # ----------------------------------------------------------------- the contract
+    def sample(self, n: int) -> list[np.ndarray]:
+        """``n`` levels (float64 vectors inside the bounds), all drawn from the current teacher state."""
+        if n < 0:
+            raise ValueError(f"cannot sample a negative number of levels ({n})")
+        return [self._sample_one() for _ in range(n)]
+
+    def update(self, levels: Sequence[Any], scores: Sequence[float]) -> None:
+        """Learn from the scores the student obtained on ``levels`` (processed one episode at a time)."""
+        levels_arr = self._check_levels(levels)
+        scores_arr = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if scores_arr.size != len(levels_arr):
+            raise ValueError(f"update got {len(levels_arr)} levels but {scores_arr.size} scores")
+        if not np.isfinite(scores_arr).all():
+            raise ValueError(f"update got non-finite scores: {scores_arr.tolist()}")
+        for level, competence in zip(levels_arr, self._competence(scores_arr)):
+            self._observe(level, float(competence))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.cfg.name,
+            "low": to_tensor(self.low),
+            "high": to_tensor(self.high),
+            "seed": self.seed,
+            "rng": self.rng.bit_generator.state,
+            **self._state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["name"] != self.cfg.name:
+            raise ValueError(f"state of teacher {state['name']!r} cannot be loaded into {self.cfg.name!r}")
+        low, high = to_array(state["low"]), to_array(state["high"])
+        if not (np.array_equal(low, self.low) and np.array_equal(high, self.high)):
+            raise ValueError(
+                f"state was saved for bounds low={low.tolist()} high={high.tolist()}, "
+                f"this teacher has low={self.low.tolist()} high={self.high.tolist()}"
+            )
+        self.seed = int(state["seed"])
+        self.rng.bit_generator.state = state["rng"]
+        self._load(state)
+
+    def log_scalars(self) -> dict[str, float]:
+        """Scalars worth a curve in TensorBoard (the runner prefixes them)."""
+        return {}
+
+    def plot(self, path: str | Path) -> None:
+        """Write a PNG of the current sampling distribution (first two parameter dimensions)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- what subclasses implement
+    def _sample_one(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _observe(self, level: np.ndarray, competence: float) -> None:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        pass
+
+    # ----------------------------------------------------------------- helpers
+    def _uniform(self) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high)
+
+    def _competence(self, scores: np.ndarray) -> np.ndarray:
+        if self.cfg.score_low is None:
+            return scores
+        return np.interp(scores, (self.cfg.score_low, self.cfg.score_high), (0.0, 1.0))
+
+    def _check_levels(self, levels: Sequence[Any]) -> np.ndarray:
+        try:
+            arr = np.asarray(list(levels), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"update needs levels that are vectors of {self.ndims} numbers") from None
+        if arr.size == 0:
+            return arr.reshape(0, self.ndims)
+        if arr.ndim != 2 or arr.shape[1] != self.ndims:
+            raise ValueError(
+                f"update needs levels of {self.ndims} parameters, got an array of shape {arr.shape}"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError("update got a level with non-finite parameters")
+        slack = _BOUND_TOLERANCE * np.maximum(self.high - self.low, 1.0)
+        outside = ((arr < self.low - slack) | (arr > self.high + slack)).any(axis=1)
+        if outside.any():
+            row = arr[outside][0]
+            raise ValueError(
+                f"update got level {row.tolist()} outside the bounds low={self.low.tolist()} high={self.high.tolist()}"
+            )
+        return np.clip(arr, self.low, self.high)
