@@ -56,6 +56,21 @@ class EnvSpec:
             kwargs["max_episode_steps"] = self.max_episode_steps
         return gym.make(self.gym_id(), **kwargs)
 
+    # Level-parameterised families (see DESIGN "Levels") override the three methods below. Their envs
+    # take ``reset(options={"level": params})`` and, for autoresets inside a vector env, play the level
+    # stored in their ``next_level`` attribute (set with ``VectorEnv.set_attr("next_level", levels)``).
+    def level_bounds(self) -> tuple[list[float], list[float]] | None:
+        """The box of level parameters a teacher samples from, or None for an env without levels."""
+        return None
+
+    def score_range(self) -> tuple[float, float] | None:
+        """Returns mapped to a [0, 1] competence for teachers (teachDeepRL's reward bounds), if known."""
+        return None
+
+    def test_levels(self) -> list | None:
+        """A fixed held-out set of levels for evaluation, if the family defines one."""
+        return None
+
     def make_native_vec(self, num_envs: int, seed: int) -> gym.vector.VectorEnv:
         """Only for ``native_vector`` families: their own batched implementation."""
         raise NotImplementedError(f"env {self.name!r} has no native vector implementation")

@@ -27,6 +27,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from agents import AGENTS
+from curricula import TEACHERS
 from envs import ENVS
 
 GROUPS = ("agent", "env", "runner", "curriculum")
@@ -61,6 +62,8 @@ class RayConfig:
 
 @dataclass
 class CurriculumConfig:
+    """``curriculum=none``: envs play their own default level distribution."""
+
     name: str = "none"
 
 
@@ -123,6 +126,8 @@ def _register() -> None:
         cs.store(group="env", name=name, node=spec)
     cs.store(group="runner", name="default", node=RunnerConfig())
     cs.store(group="curriculum", name="none", node=CurriculumConfig())
+    for name, (cfg_cls, _) in TEACHERS.items():
+        cs.store(group="curriculum", name=name, node=cfg_cls(name=name))
 
 
 _register()

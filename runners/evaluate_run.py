@@ -130,7 +130,7 @@ def evaluate_run(args: EvalArgs) -> dict[str, Any]:
 
     out_dir = Path(args.run_dir) / "eval"
     out_dir.mkdir(exist_ok=True)
-    suites = args.suites or eval_suites_for(saved, agent)
+    suites = args.suites or eval_suites_for(saved, agent, spec, heldout=True)
     ctx = EvalContext(
         agent=agent,
         env=spec,

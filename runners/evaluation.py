@@ -92,3 +92,32 @@ def evaluate(ctx: EvalContext, suites: list[str]) -> dict[str, dict[str, Any]]:
     if unknown:
         raise ValueError(f"unknown evaluation suite {unknown[0]!r}; choose from: {', '.join(sorted(SUITES))}")
     return {name: SUITES[name](ctx) for name in suites}
+
+
+@register_suite("test_levels")
+def test_levels_suite(ctx: EvalContext) -> dict[str, Any]:
+    """One episode on each level of the env family's fixed test set: mean return and the share of
+    levels mastered (return above the family's ``MASTERY_RETURN``), as teachDeepRL reports them."""
+    levels = ctx.env.test_levels()
+    if levels is None:
+        raise ValueError(f"env {ctx.env.describe()} has no test set of levels")
+    threshold = getattr(ctx.env, "MASTERY_RETURN", None)
+    env = ctx.env.make()
+    returns = []
+    try:
+        for k, level in enumerate(levels):
+            obs, _ = env.reset(seed=ctx.seed + k, options={"level": level})
+            total, done = 0.0, False
+            while not done:
+                action = ctx.agent.act(obs[None], deterministic=ctx.deterministic)[0]
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    returns_arr = np.array(returns)
+    scalars = {"return_mean": float(returns_arr.mean()), "return_std": float(returns_arr.std())}
+    if threshold is not None:
+        scalars["percent_mastered"] = float(100.0 * np.mean(returns_arr > threshold))
+    return {"scalars": scalars, "returns": returns, "levels": [np.asarray(lv).tolist() for lv in levels]}

@@ -22,6 +22,7 @@ from envs import EnvSpec
 
 from runners.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from runners.config import ConfigError
+from runners.curriculum import CurriculumDriver, build_teacher
 from runners.evaluation import EvalContext, evaluate
 from runners.logger import Logger
 from runners.rollout import EpisodeTracker, collect_step, make_vector_env
@@ -72,8 +73,15 @@ def num_envs_for(cfg: DictConfig) -> int:
     return AGENTS[cfg.agent.name][1].default_num_envs
 
 
-def eval_suites_for(cfg: DictConfig, agent: Agent) -> list[str]:
-    return list(cfg.eval.suites) or list(agent.eval_suites)
+def eval_suites_for(cfg: DictConfig, agent: Agent, spec: EnvSpec, heldout: bool = False) -> list[str]:
+    """The configured suites, else the agent's defaults; ``heldout`` (rl-eval) adds the test set of levels
+    of a curriculum run (too long for periodic evaluation unless asked for in ``eval.suites``)."""
+    if cfg.eval.suites:
+        return list(cfg.eval.suites)
+    suites = list(agent.eval_suites)
+    if heldout and cfg.curriculum.name != "none" and spec.test_levels() is not None:
+        suites.append("test_levels")
+    return suites
 
 
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
@@ -95,17 +103,21 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
     try:
         agent = build_agent(cfg, spec, envs.single_observation_space, envs.single_action_space, num_envs, device)
         agent.seed(cfg.seed)
+        teacher = build_teacher(cfg, spec)
+        curriculum = CurriculumDriver(teacher, num_envs) if teacher is not None else None
         write_config(run, cfg, overrides or [])
-        return _loop(cfg, run, spec, envs, agent, num_envs, checkpoint)
+        return _loop(cfg, run, spec, envs, agent, num_envs, checkpoint, curriculum)
     finally:
         envs.close()
 
 
 def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_envs: int,
-          checkpoint: dict[str, Any] | None) -> TrainResult:
+          checkpoint: dict[str, Any] | None, curriculum: CurriculumDriver | None) -> TrainResult:
     step, episodes = 0, 0
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["agent"])
+        if curriculum is not None:
+            curriculum.load_state_dict(checkpoint["curriculum"])
         set_rng_state(checkpoint["rng"])
         step, episodes = int(checkpoint["step"]), int(checkpoint["episodes"])
     logger = Logger(run.path, start_step=step)
@@ -115,7 +127,10 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
     tracker.total_episodes = episodes
     # A resumed run starts fresh episodes from a seed that depends on where it resumes, so resuming is
     # deterministic but does not replay the first run's episodes.
-    obs, _ = envs.reset(seed=cfg.seed + step)
+    if curriculum is not None:
+        obs, _ = curriculum.reset(envs, cfg.seed + step)
+    else:
+        obs, _ = envs.reset(seed=cfg.seed + step)
 
     def schedule(every: int) -> int:
         return (step // every + 1) * every if every > 0 else cfg.steps + 1
@@ -137,27 +152,36 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
             "episodes": tracker.total_episodes,
             "spaces": space_signature(envs.single_observation_space, envs.single_action_space),
         }
+        if curriculum is not None:
+            state["curriculum"] = curriculum.state_dict()
         save_checkpoint(run.path, step, state, keep=cfg.checkpoint.keep)
 
     try:
         while step < cfg.steps:
-            obs, update_metrics, _ = collect_step(agent, envs, obs, spec.provides_final_obs, tracker)
+            obs, update_metrics, info = collect_step(agent, envs, obs, spec.provides_final_obs, tracker)
             metrics.update(update_metrics)
             step += num_envs
             bar.update(num_envs)
-            for ret, length in tracker.drain():
+            finished = tracker.drain()
+            for _, ret, length in finished:
                 recent_returns = (recent_returns + [ret])[-20:]
                 logger.log({"episode_return": ret, "episode_length": length}, step, "train")
+            if curriculum is not None:
+                curriculum.on_step(envs, info, [(i, ret) for i, ret, _ in finished], info.get("dropped"))
             if step >= next_log:
                 fps = (step - steps_at_t0) / max(time.perf_counter() - t0, 1e-9)
                 logger.log({**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes,
                             "dropped_episodes": tracker.dropped_episodes}, step, "train")
                 metrics = {}
+                if curriculum is not None:
+                    logger.log(curriculum.log_scalars(), step, "curriculum")
                 next_log = schedule(cfg.log_every)
                 if recent_returns:
                     bar.set_postfix(ret=f"{np.mean(recent_returns):.1f}")
             if step >= next_eval:
                 last_eval = _evaluate(cfg, agent, spec, logger, step)
+                if curriculum is not None:
+                    curriculum.plot(run.path, step)
                 next_eval = schedule(cfg.eval.every)
             if step >= next_ckpt:
                 save()
@@ -178,7 +202,7 @@ def _evaluate(cfg: DictConfig, agent: Agent, spec: EnvSpec, logger: Logger, step
     """Periodic evaluation with the agent's suites; fixed seed so two runs compare like for like."""
     ctx = EvalContext(agent=agent, env=spec, episodes=cfg.eval.episodes, seed=cfg.seed + 1_000_003,
                       deterministic=cfg.eval.deterministic, out_dir=None, step=step)
-    results = evaluate(ctx, eval_suites_for(cfg, agent)) if cfg.eval.episodes > 0 else {}
+    results = evaluate(ctx, eval_suites_for(cfg, agent, spec)) if cfg.eval.episodes > 0 else {}
     for name, result in results.items():
         logger.log(result.get("scalars", {}), step, "eval" if name == "returns" else f"eval/{name}")
     logger.flush()
