@@ -7,6 +7,7 @@ already the next episode's first, so each vector step is one real transition per
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,46 @@ def make_vector_env(spec: EnvSpec, num_envs: int, backend: str = "sync", seed: i
     raise ValueError(f"unknown rollout back-end {backend!r}; choose one of: sync, async, ray")
 
 
+def reset_with_levels(envs: gym.vector.VectorEnv, seed: int | None, levels: Sequence[Any]):
+    """Reset every env, env ``i`` with ``options={"level": levels[i]}`` and seed ``seed + i`` (unseeded if
+    ``seed`` is None), in any back-end. Returns ``(obs, info)`` as ``envs.reset`` does.
+
+    Vector envs that take a per-env level list themselves (``accepts_level_lists``, as the Ray back-end)
+    get it in one reset. Gymnasium's Sync/Async vector envs get one masked reset per env (``reset_mask``),
+    whose infos are merged, after a plain reset with the same seeds: a masked reset needs every env to
+    hold an observation, and reseeding makes the second reset of an env independent of the first."""
+    levels = list(levels)
+    n = envs.num_envs
+    if len(levels) != n:
+        raise ValueError(f"reset_with_levels needs one level per env ({n}), got {len(levels)}")
+    if getattr(envs, "accepts_level_lists", False):
+        return envs.reset(seed=seed, options={"level": levels})
+    seeds = [None] * n if seed is None else [seed + i for i in range(n)]
+    envs.reset(seed=seeds)
+    info: dict[str, Any] = {}
+    for i, level in enumerate(levels):
+        mask = np.zeros(n, dtype=bool)
+        mask[i] = True
+        obs, env_info = envs.reset(seed=seeds, options={"reset_mask": mask, "level": level})
+        _overlay_info(info, env_info)
+    return obs, info
+
+
+def _overlay_info(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    """Copy the rows of vector info ``src`` that its masks set into ``dst`` (same number of envs)."""
+    for key, value in src.items():
+        mask = src.get(f"_{key}")
+        if mask is None:  # a mask itself
+            continue
+        if isinstance(value, dict):
+            _overlay_info(dst.setdefault(key, {}), value)
+        elif key not in dst:
+            dst[key] = value.copy()
+        else:
+            dst[key][mask] = value[mask]
+        dst[f"_{key}"] = dst.get(f"_{key}", np.zeros_like(mask)) | mask
+
+
 def real_next_obs(next_obs: np.ndarray, info: dict[str, Any], done: np.ndarray, provides_final_obs: bool):
     """The successor of each env's step: ``final_obs`` where an episode ended, else ``next_obs``.
 
@@ -62,7 +103,7 @@ class EpisodeTracker:
     num_envs: int
     returns: np.ndarray = field(init=False)
     lengths: np.ndarray = field(init=False)
-    finished: list[tuple[float, int]] = field(default_factory=list)
+    finished: list[tuple[int, float, int]] = field(default_factory=list)  # (env index, return, length)
     total_episodes: int = 0
     dropped_episodes: int = 0  # episodes lost with a crashed rollout worker, never reported as finished
 
@@ -80,12 +121,12 @@ class EpisodeTracker:
         self.returns += reward
         self.lengths += 1
         for i in np.flatnonzero(done):
-            self.finished.append((float(self.returns[i]), int(self.lengths[i])))
+            self.finished.append((int(i), float(self.returns[i]), int(self.lengths[i])))
             self.returns[i] = 0.0
             self.lengths[i] = 0
         self.total_episodes += int(done.sum())
 
-    def drain(self) -> list[tuple[float, int]]:
+    def drain(self) -> list[tuple[int, float, int]]:
         out, self.finished = self.finished, []
         return out
 
@@ -103,6 +144,8 @@ def collect_step(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_fi
                    np.asarray(terminated), np.asarray(truncated), valid, dropped)
     )
     tracker.step(reward, done, dropped)
-    if done.any():
-        agent.reset_episodes(done)
+    # A dropped row starts a new episode too (agents with per-env state, e.g. a skill, must reset it).
+    started = done if dropped is None else done | dropped
+    if started.any():
+        agent.reset_episodes(started)
     return next_obs, metrics, info
