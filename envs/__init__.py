@@ -8,6 +8,7 @@ overrides on the command line set that spec's fields.
 from __future__ import annotations
 
 from envs.base import AUTORESET_MODE, EnvSpec
+from envs.bipedal import BipedalSpec
 from envs.dmc import DMCSpec
 from envs.locomotion import MujocoLocomotionSpec
 from envs.minigrid_env import MiniGridSpec
@@ -26,6 +27,7 @@ ENVS: dict[str, EnvSpec] = {
     "pointmaze": PointMazeSpec(name="pointmaze"),
     "minigrid": MiniGridSpec(name="minigrid"),
     "procgen": ProcgenSpec(name="procgen"),
+    "bipedal": BipedalSpec(name="bipedal"),
 }
 
 __all__ = ["AUTORESET_MODE", "ENVS", "EnvSpec"]

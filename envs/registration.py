@@ -9,12 +9,15 @@
 | openrl/MiniGrid-v0       | any MiniGrid id (minigrid_id=, obs=)      | MiniGrid's own max_steps        |
 | openrl/Procgen-v0        | one procgen game; ``gym.make_vec`` gives  | the game's own                  |
 |                          | the native batched env                    |                                 |
+| openrl/ParametricBipedal-v0 | envs.bipedal.ParametricBipedalWalker | 2000 (teachDeepRL's max_ep_len) |
+|                          | (body=, track=, level_low=, level_high=)  |                                 |
 """
 
 from __future__ import annotations
 
 import gymnasium as gym
 
+from envs.bipedal import MAX_EPISODE_STEPS as BIPEDAL_STEPS
 from envs.locomotion import MAX_EPISODE_STEPS as LOCOMOTION_STEPS
 from envs.locomotion import ROBOTS
 
@@ -28,6 +31,8 @@ def _ids() -> dict[str, dict]:
         "openrl/MiniGrid-v0": {"entry_point": "envs.minigrid_env:make_minigrid"},
         "openrl/Procgen-v0": {"entry_point": "envs.procgen_env:ProcgenEnv",
                               "vector_entry_point": "envs.procgen_env:ProcgenVectorEnv"},
+        "openrl/ParametricBipedal-v0": {"entry_point": "envs.bipedal:ParametricBipedalWalker",
+                                        "max_episode_steps": BIPEDAL_STEPS},
     }
     for robot in ROBOTS:
         ids[f"openrl/{robot}-v0"] = {"entry_point": "envs.locomotion:make_locomotion", "kwargs": {"robot": robot},

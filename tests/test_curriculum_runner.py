@@ -100,3 +100,23 @@ def test_curriculum_needs_a_levelled_env():
     cfg = compose_config(["curriculum=alp_gmm", "env=pointmaze"])
     with pytest.raises(ConfigError, match="needs a level-parameterised env"):
         build_teacher(cfg, EnvSpec(name="pointmaze"))
+
+
+def test_cli_curriculum_run_logs_teacher_and_resumes(tmp_path, capsys):
+    from runners.checkpoint import latest_checkpoint, load_checkpoint
+    from runners.cli import run_main
+    from runners.logger import read_scalars
+
+    run_dir = tmp_path / "run"
+    args = ["agent=random", "env=bipedal", "curriculum=alp_gmm", "env.max_episode_steps=40", "runner.num_envs=2",
+            "eval.episodes=1", "eval.every=200", "log_every=100", "progress=false", f"run_dir={run_dir}"]
+    assert run_main(args + ["steps=400"]) == 0, capsys.readouterr().err
+    state = load_checkpoint(latest_checkpoint(run_dir))
+    assert state["curriculum"]["episodes"] == state["episodes"] >= 10  # every finished episode reported
+    tags = {r["tag"] for r in read_scalars(run_dir)}
+    assert {"curriculum/mean_alp", "curriculum/teacher_episodes"} <= tags
+    assert list((run_dir / "curriculum").glob("levels_step*.png"))
+    assert run_main(args + ["steps=800"]) == 0, capsys.readouterr().err
+    resumed = load_checkpoint(latest_checkpoint(run_dir))
+    assert resumed["step"] == 800
+    assert resumed["curriculum"]["episodes"] == resumed["episodes"] > state["episodes"]

@@ -89,6 +89,7 @@ CHECK_CASES = [
     ("openrl/MiniGrid-v0", {"obs": "flat"}, False, False),
     ("openrl/MiniGrid-v0", {"obs": "full"}, False, False),
     ("openrl/Procgen-v0", {"game": "coinrun"}, False, True),
+    ("openrl/ParametricBipedal-v0", {}, False, False),  # "human" listed, so render not checked headless
 ]
 
 
