@@ -8,6 +8,7 @@ different config defaults.
 from __future__ import annotations
 
 from agents.base import Agent, AgentConfig, Transition
+from agents.metra import DIAYNConfig, LSDConfig, METRAAgent, METRAConfig
 from agents.ppo import PPOAgent, PPOConfig
 from agents.random_agent import RandomAgent, RandomConfig
 from agents.sac import SACAgent, SACConfig
@@ -16,6 +17,9 @@ AGENTS: dict[str, tuple[type[AgentConfig], type[Agent]]] = {
     "random": (RandomConfig, RandomAgent),
     "sac": (SACConfig, SACAgent),
     "ppo": (PPOConfig, PPOAgent),
+    "metra": (METRAConfig, METRAAgent),
+    "lsd": (LSDConfig, METRAAgent),
+    "diayn": (DIAYNConfig, METRAAgent),
 }
 
 __all__ = ["AGENTS", "Agent", "AgentConfig", "Transition"]

@@ -121,3 +121,5 @@ def test_levels_suite(ctx: EvalContext) -> dict[str, Any]:
     if threshold is not None:
         scalars["percent_mastered"] = float(100.0 * np.mean(returns_arr > threshold))
     return {"scalars": scalars, "returns": returns, "levels": [np.asarray(lv).tolist() for lv in levels]}
+
+import runners.skill_eval  # noqa: F401

@@ -1,0 +1,238 @@
+"""Evaluation suites for skill-discovery agents (METRA, LSD, DIAYN, ...): ``coverage`` and ``goal_reaching``.
+
+Both follow the METRA paper's protocol and work with any agent that has the skill hooks
+``skill_dim``, ``sample_skills(n, rng)`` and ``act_with_skill(obs, z, deterministic)``; goal reaching also
+uses ``goal_skill(obs, goal_obs)`` when the agent has it, else z = (phi(g) - phi(s)) / ||phi(g) - phi(s)||
+from ``phi(obs)``. An agent without the hooks gets a ValueError. An env that cannot support a suite (no
+``info["xy"]`` for coverage; no way to build a goal observation for goal reaching) gets a result with
+no scalars and a ``skipped`` reason, so an agent's default suites never stop a training run on such an env.
+
+* ``coverage`` ("policy state coverage"): 48 trajectories with skills from the agent's prior (discrete
+  skills: every skill equally often), deterministic policy, one env per trajectory stepped in lockstep.
+  Score: the number of distinct 1 x 1 bins (floor(x), floor(y)) of ``info["xy"]`` visited, the reset
+  state included; x only for HalfCheetah-like planar runners (Gymnasium HalfCheetah, dm_control
+  cheetah). With ``out_dir`` set it also writes a PNG of the x-y trajectories coloured by skill.
+* ``goal_reaching`` (zero-shot): for each goal g of a fixed, documented goal set, one episode in which the
+  skill is recomputed every step from the current observation and the goal observation. Success: the
+  final x-y within ``GOAL_THRESHOLD`` of the goal (point maze: the spec's ``goal_radius``, 0.5 by
+  default). Reports the success rate and the mean final distance.
+
+Goal sets and goal observations (the observation "at" the goal, to feed phi):
+
+* point maze: up to 12 free-cell centres, evenly spaced (``np.linspace``) through the free cells ordered
+  by (x, y), the start cell left out; the observation is the x-y itself.
+* Ant / HalfCheetah with ``xy_in_obs=true`` (METRA's setting): the current observation with its position
+  entries (Ant: x, y; HalfCheetah: x) replaced by the goal's, the rest of the state unchanged. Goals: Ant
+  the 8 points at radius 10 around the origin, HalfCheetah x in {-20, -10, 10, 20}; threshold 3 (our
+  choice: the paper does not publish its goal set).
+* everything else (dm_control, pixels, envs without the position in the observation): skipped, since
+  an observation of "being at g" cannot be built without simulating the robot there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs import EnvSpec
+from envs.locomotion import MujocoLocomotionSpec
+from envs.pointmaze import LAYOUTS, PointMazeSpec, parse_layout
+from runners.evaluation import EvalContext, register_suite
+
+COVERAGE_TRAJECTORIES = 48
+MAZE_GOALS = 12
+GOAL_THRESHOLD = 3.0  # locomotion envs; the point maze uses its spec's goal_radius
+ANT_GOAL_RADIUS = 10.0
+CHEETAH_GOALS = (-20.0, -10.0, 10.0, 20.0)
+
+# policy(obs of the running envs, their indices) -> actions
+Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def check_skill_agent(agent: Any, suite: str, needs: tuple[str, ...] = ()) -> None:
+    missing = [hook for hook in ("skill_dim", "sample_skills", "act_with_skill", *needs) if not hasattr(agent, hook)]
+    if missing:
+        raise ValueError(f"suite {suite!r} needs a skill agent (hooks skill_dim, sample_skills, act_with_skill"
+                         f"{''.join(', ' + n for n in needs)}); agent {agent.cfg.name!r} lacks {', '.join(missing)}")
+
+
+def x_only(spec: EnvSpec) -> bool:
+    """Planar runners move along x only: their coverage counts x bins (METRA's HalfCheetah metric)."""
+    return getattr(spec, "robot", None) == "HalfCheetah" or getattr(spec, "domain", None) == "cheetah"
+
+
+def rollout(spec: EnvSpec, policy: Policy, n: int, seed: int,
+            reset_options: list[dict[str, Any]] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """n episodes, one env each (env i reset with seed + i and ``reset_options[i]``), stepped in lockstep
+    with one batched policy call per step. Returns per episode its observations and its ``info["xy"]``
+    (None where the env has no ``xy``), reset state included."""
+    envs = [spec.make() for _ in range(n)]
+    try:
+        first = [env.reset(seed=seed + i, options=(reset_options or [None] * n)[i]) for i, env in enumerate(envs)]
+        obs = [[o] for o, _ in first]
+        xy = [[info.get("xy")] for _, info in first]
+        running = np.arange(n)
+        while len(running):
+            actions = policy(np.stack([obs[i][-1] for i in running]), running)
+            still = []
+            for i, action in zip(running, actions):
+                o, _, terminated, truncated, info = envs[i].step(action)
+                obs[i].append(o)
+                xy[i].append(info.get("xy"))
+                if not (terminated or truncated):
+                    still.append(i)
+            running = np.array(still, dtype=int)
+    finally:
+        for env in envs:
+            env.close()
+    positions = [None if x[0] is None else np.array(x, dtype=np.float64) for x in xy]
+    return [np.stack(o) for o in obs], positions
+
+
+def state_coverage(positions: list[np.ndarray], only_x: bool = False) -> int:
+    """Distinct (floor(x), floor(y)) bins (floor(x) with ``only_x``) over all trajectories."""
+    points = np.concatenate([p[:, :1] if only_x else p[:, :2] for p in positions])
+    return len(np.unique(np.floor(points).astype(np.int64), axis=0))
+
+
+def skill_policy(agent: Any, skills: np.ndarray, deterministic: bool) -> Policy:
+    return lambda obs, rows: agent.act_with_skill(obs, skills[rows], deterministic)
+
+
+def skill_colours(skills: np.ndarray) -> np.ndarray:
+    """RGB per skill: discrete one-hots by index (tab20), continuous skills by the angle of their first two
+    dimensions (hsv), 1-D skills by sign."""
+    from matplotlib import colormaps
+
+    if np.all((skills == 0) | (skills == 1)) and np.all(skills.sum(axis=1) == 1):
+        return colormaps["tab20"](skills.argmax(axis=1) % 20)[:, :3]
+    if skills.shape[1] == 1:
+        return colormaps["coolwarm"]((np.sign(skills[:, 0]) + 1) / 2)[:, :3]
+    angle = (np.arctan2(skills[:, 1], skills[:, 0]) + np.pi) / (2 * np.pi)
+    return colormaps["hsv"](angle)[:, :3]
+
+
+def plot_trajectories(path: Path, spec: EnvSpec, positions: list[np.ndarray], colours: np.ndarray,
+                      title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if isinstance(spec, PointMazeSpec):
+        walls, _ = parse_layout(LAYOUTS[spec.layout])
+        for ix, iy in np.argwhere(walls):
+            ax.add_patch(plt.Rectangle((ix, iy), 1, 1, color="0.35"))
+        ax.set_xlim(0, walls.shape[0])
+        ax.set_ylim(0, walls.shape[1])
+    for p, colour in zip(positions, colours):
+        ax.plot(p[:, 0], p[:, 1], color=colour, linewidth=1)
+        ax.plot(p[-1, 0], p[-1, 1], "o", color=colour, markersize=3)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@register_suite("coverage")
+def coverage_suite(ctx: EvalContext) -> dict[str, Any]:
+    """Policy state coverage of 48 skill trajectories (see the module docstring)."""
+    check_skill_agent(ctx.agent, "coverage")
+    skills = ctx.agent.sample_skills(COVERAGE_TRAJECTORIES, np.random.default_rng(ctx.seed))
+    _, positions = rollout(ctx.env, skill_policy(ctx.agent, skills, deterministic=True), len(skills), ctx.seed)
+    if positions[0] is None:
+        return {"scalars": {}, "skipped": f"env {ctx.env.describe()} reports no info['xy']"}
+    only_x = x_only(ctx.env)
+    bins = state_coverage(positions, only_x)
+    result: dict[str, Any] = {"scalars": {"state_coverage": float(bins)}, "trajectories": len(skills),
+                              "x_only": only_x}
+    if ctx.out_dir is not None:
+        path = Path(ctx.out_dir) / f"coverage_{ctx.env.describe()}_step{ctx.step}.png"
+        plot_trajectories(path, ctx.env, positions, skill_colours(skills),
+                          f"{ctx.agent.cfg.name}: {bins} bins, step {ctx.step}")
+        result["plot"] = str(path)
+    return result
+
+
+# -- goal reaching ----------------------------------------------------------------------------------------
+
+
+def goal_task(spec: EnvSpec) -> tuple[np.ndarray, float, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """(goals [G, 2], success threshold, goal_observation(obs batch, goal x-y batch)) for ``spec``;
+    ValueError (naming the reason) where goal observations cannot be built."""
+    if isinstance(spec, PointMazeSpec):
+        walls, start = parse_layout(LAYOUTS[spec.layout])
+        cells = [tuple(c) for c in np.argwhere(~walls) if tuple(c) != start]
+        index = np.unique(np.linspace(0, len(cells) - 1, min(MAZE_GOALS, len(cells))).round().astype(int))
+        goals = np.array([cells[i] for i in index], dtype=np.float64) + 0.5
+        return goals, spec.goal_radius, lambda obs, goal: goal.astype(np.float32)
+    if isinstance(spec, MujocoLocomotionSpec) and spec.xy_in_obs:
+        k = 2 if spec.robot == "Ant" else 1
+        if spec.robot == "Ant":
+            angles = np.arange(8) * np.pi / 4
+            goals = ANT_GOAL_RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        else:
+            goals = np.array([[x, 0.0] for x in CHEETAH_GOALS])
+
+        def goal_observation(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+            out = obs.copy()
+            out[:, :k] = goal[:, :k]
+            return out
+
+        return goals, GOAL_THRESHOLD, goal_observation
+    raise ValueError(f"goal reaching needs the position in the observation (the point maze, or ant/halfcheetah "
+                     f"with env.xy_in_obs=true); env {spec.describe()} has no goal observation")
+
+
+def goal_prompt(agent: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The agent's own goal prompt, else METRA's z = (phi(g) - phi(s)) / ||phi(g) - phi(s)||."""
+    if hasattr(agent, "goal_skill"):
+        return agent.goal_skill
+
+    def prompt(obs: np.ndarray, goal_obs: np.ndarray) -> np.ndarray:
+        direction = agent.phi(goal_obs) - agent.phi(obs)
+        return (direction / np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-8)).astype(np.float32)
+
+    return prompt
+
+
+def reach_goals(spec: EnvSpec, policy_for_goals: Callable[[np.ndarray, Callable], Policy],
+                seed: int) -> dict[str, Any]:
+    """Play one episode per goal of ``spec``'s goal set; ``policy_for_goals(goals, goal_observation)``
+    builds the policy. The point maze also gets the goal as its task (``reset(options={"goal": g})``).
+    ValueError where ``spec`` has no goal task (see ``goal_task``)."""
+    goals, threshold, goal_observation = goal_task(spec)
+    options = [{"goal": g.tolist()} for g in goals] if isinstance(spec, PointMazeSpec) else None
+    _, positions = rollout(spec, policy_for_goals(goals, goal_observation), len(goals), seed, options)
+    final = np.array([np.linalg.norm(p[-1, :2] - g) for p, g in zip(positions, goals)])
+    return {
+        "scalars": {"success_rate": float(np.mean(final < threshold)), "final_distance_mean": float(final.mean())},
+        "goals": goals.tolist(), "final_distances": final.tolist(), "threshold": threshold,
+    }
+
+
+@register_suite("goal_reaching")
+def goal_reaching_suite(ctx: EvalContext) -> dict[str, Any]:
+    """Zero-shot goal reaching with the skill recomputed from phi every step (see the module docstring)."""
+    check_skill_agent(ctx.agent, "goal_reaching", ("phi",))
+    prompt = goal_prompt(ctx.agent)
+
+    def policy_for_goals(goals: np.ndarray, goal_observation: Callable) -> Policy:
+        def policy(obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            z = prompt(obs, goal_observation(obs, goals[rows]))
+            return ctx.agent.act_with_skill(obs, z, ctx.deterministic)
+
+        return policy
+
+    try:
+        goal_task(ctx.env)
+    except ValueError as exc:
+        return {"scalars": {}, "skipped": str(exc)}
+    return reach_goals(ctx.env, policy_for_goals, ctx.seed)
