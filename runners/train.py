@@ -68,9 +68,11 @@ def build_agent(cfg: DictConfig, env: EnvSpec, observation_space, action_space, 
 
 
 def num_envs_for(cfg: DictConfig) -> int:
+    """``runner.num_envs``, else the agent's default, raised to one env per Ray worker at least."""
     if cfg.runner.num_envs is not None:
         return int(cfg.runner.num_envs)
-    return AGENTS[cfg.agent.name][1].default_num_envs
+    default = AGENTS[cfg.agent.name][1].default_num_envs
+    return max(default, int(cfg.runner.num_workers)) if cfg.runner.backend == "ray" else default
 
 
 def eval_suites_for(cfg: DictConfig, agent: Agent, spec: EnvSpec, heldout: bool = False) -> list[str]:

@@ -158,3 +158,12 @@ def test_rl_eval_bad_input(tmp_path, capsys):
     assert "unknown suite 'nope'" in error_line(capsys.readouterr().err)
     assert eval_main(["episodes=3"]) == 2
     assert "run_dir=DIR is required" in error_line(capsys.readouterr().err)
+
+
+def test_ray_backend_gets_at_least_one_env_per_worker():
+    from runners.config import compose_config
+    from runners.train import num_envs_for
+
+    assert num_envs_for(compose_config(["agent=sac", "runner.backend=ray", "runner.num_workers=2"])) == 2
+    assert num_envs_for(compose_config(["agent=ppo", "runner.backend=ray", "runner.num_workers=2"])) == 8
+    assert num_envs_for(compose_config(["agent=sac", "runner.num_workers=2"])) == 1
