@@ -161,14 +161,13 @@ def vector_rates(name: str, spec: EnvSpec, num_envs: int, cores: int, seconds: f
         timed_windows(step, 0.0, warmup=20)
         if profile is not None:
             profile.enable()
-        foreign = ForeignLoad()
+        meter = CpuMeter()
         rates = timed_windows(step, seconds, warmup=0)
-        other_cores = foreign.cores()
+        other_cores = meter.others()
         if profile is not None:
             profile.disable()
     finally:
         venv.close()
-    time.sleep(2.0)  # let the back-end's processes exit before the next measurement
     return [r * num_envs for r in rates], other_cores
 
 
@@ -181,9 +180,10 @@ def policy_seconds(spec: EnvSpec, num_envs: int) -> float:
     return 1.0 / max(timed_windows(lambda: policy(obs), 1.0, warmup=20))
 
 
-class ForeignLoad:
-    """CPU cores used by processes other than this one and its descendants (Ray's and the back-ends'
-    subprocesses) between ``start`` and ``cores``; read from /proc, so Linux only (None elsewhere)."""
+class CpuMeter:
+    """CPU cores used since construction by the whole machine (``total``) and by processes other than this one
+    and its descendants (``others``: not Ray's nor the back-ends' subprocesses). Read from /proc, so Linux
+    only (None elsewhere)."""
 
     def __init__(self) -> None:
         self._start = self._snapshot()
@@ -218,12 +218,32 @@ class ForeignLoad:
         hz = os.sysconf("SC_CLK_TCK")
         return time.perf_counter(), (user + nice + system + irq + softirq + steal) / hz, tree / hz
 
-    def cores(self) -> float | None:
+    def _deltas(self) -> tuple[float, float, float] | None:
         end = self._snapshot()
         if self._start is None or end is None:
             return None
         wall, busy, tree = (e - s for e, s in zip(end, self._start))
-        return round(max(0.0, busy - tree) / wall, 2)
+        return wall, busy, tree
+
+    def others(self) -> float | None:
+        deltas = self._deltas()
+        return None if deltas is None else round(max(0.0, deltas[1] - deltas[2]) / deltas[0], 2)
+
+    def total(self) -> float | None:
+        deltas = self._deltas()
+        return None if deltas is None else deltas[1] / deltas[0]
+
+
+def wait_until_idle(max_seconds: float = 30.0, below_cores: float = 0.25) -> None:
+    """Wait (at most ``max_seconds``) until the machine is nearly idle, e.g. until the subprocesses of the
+    back-end measured last have exited, so that each measurement starts on a quiet machine."""
+    deadline = time.perf_counter() + max_seconds
+    while time.perf_counter() < deadline:
+        meter = CpuMeter()
+        time.sleep(0.5)
+        total = meter.total()
+        if total is None or total < below_cores:
+            return
 
 
 def table(results: dict[str, Any], backends: list[str], cores: int) -> str:
@@ -282,15 +302,17 @@ def main(argv: list[str] | None = None) -> None:
     profiles: dict[str, str] = {}
     for env_name in env_names:
         spec = envs.ENVS[env_name]
-        foreign = ForeignLoad()
+        wait_until_idle()
+        meter = CpuMeter()
         single_rates = single_env_rates(spec, seconds)
-        single, limit_others = max(single_rates), foreign.cores()
+        single, limit_others = max(single_rates), meter.others()
         results[env_name] = {}
         for count in counts:
             res: dict[str, Any] = {"limit": single * cores, "single_env": single,
                                    "limit_mean": float(np.mean(single_rates)) * cores,
                                    "other_cores": {"limit": limit_others}}
             for backend in backends[1:]:
+                wait_until_idle()
                 profile = cProfile.Profile() if args.profile and backend.startswith("ray") else None
                 rates, others = vector_rates(backend, spec, count, cores, seconds, profile)
                 res["other_cores"][backend] = others

@@ -8,7 +8,9 @@ Design.
   e.g. Procgen). When ``num_envs % num_workers != 0`` the first workers hold one env more. The ``EnvSpec``
   dataclass is shipped to the actors as a constructor argument (Ray pickles it), so any registered family
   works without further code. Actors ask for one CPU each (a fair share of the cluster's CPUs when there
-  are fewer CPUs than workers) and are spread over the cluster's nodes.
+  are fewer CPUs than workers), are spread over the cluster's nodes and run at niceness 0 (Ray's default
+  for workers is 15). A worker that cannot start within ``WORKER_START_TIMEOUT_S`` is an error that names
+  its CPU request, not a silent hang.
 * **Batching.** One vector step is one call per worker: the driver sends each worker its slice of the action
   array and gets back batched arrays (observations, rewards, terminations, truncations) plus the worker's
   vector info dict, never per-env Python objects on the hot path. ``step_async`` sends every call before
@@ -44,8 +46,9 @@ Design.
   run instead of looping. A worker found failed in ``call``/``set_attr`` is killed and replaced at the next
   step, whose rows for it are marked dropped (its envs answer None to that call); one found failed at
   ``reset`` is replaced and the reset retried once.
-* **Ray itself.** Without an address Ray starts in-process on loopback (no dashboard, no usage stats,
-  ``num_cpus`` from the config or all cores) unless it is already initialised, in which case it is reused.
+* **Ray itself.** Without an address Ray starts in-process on loopback (no dashboard, no usage stats, workers'
+  output and Ray's messages below ERROR kept out of the run's console, ``num_cpus`` from the config or all
+  cores) unless it is already initialised, in which case it is reused.
   ``address="auto"``, ``host:port`` or ``ray://...`` joins an existing cluster; nothing else changes.
   ``close`` ends the actors, and ends Ray only if this module started it and no other ``RayVectorEnv``
   still uses it.
@@ -62,6 +65,7 @@ allow, so it is not done here.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import pickle
@@ -120,9 +124,9 @@ def _acquire_ray(address: str | None, num_cpus: int | None) -> None:
             if address is None:
                 # "local": a new embedded instance, even if `ray start` left a cluster address here.
                 ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False, logging_level=logging.WARNING)
+                         log_to_driver=False, logging_level=logging.ERROR)
             else:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             _ray_started_here = True
         _ray_users += 1
 
@@ -360,7 +364,8 @@ class RayVectorEnv(VectorEnv):
             self._workers = [_WorkerHandle(self._new_actor(w), None) for w in range(num_workers)]
             for handle in self._workers:
                 self._open_channel(handle)
-            obs_space, act_space = ray.get(self._workers[0].actor.spaces.remote())
+            # Copied: arrays that come out of Ray's object store (a Box's bounds) are read-only.
+            obs_space, act_space = copy.deepcopy(ray.get(self._workers[0].actor.spaces.remote()))
         except BaseException:
             self.close()
             raise
