@@ -71,7 +71,10 @@ def score_random(seed: int) -> tuple[float, float]:
     spec = maze()
     agent = RandomAgent(RandomConfig(), None, spec.make().action_space, 1, None)
     agent.seed(seed)
-    act = lambda obs, rows: agent.act(obs)
+
+    def act(obs, rows):
+        return agent.act(obs)
+
     _, positions = rollout(spec, act, COVERAGE_TRAJECTORIES, EVAL_SEED)
     goals = reach_goals(spec, lambda goals, goal_obs: act, EVAL_SEED)
     return float(state_coverage(positions)), goals["scalars"]["success_rate"]

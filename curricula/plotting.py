@@ -3,8 +3,8 @@
 Recent parameter vectors are scattered over the first two parameter dimensions and coloured by a
 per-episode value (ALP, competence); a 1-D parameter space is drawn as parameter against that value.
 Gaussians are drawn as two-standard-deviation ellipses and RIAC regions as rectangles, edge
-coloured on a scale of their own (mean ALP, learning progress, region ALP). The figure is built without pyplot, so plotting never touches a global
-backend or figure registry (safe in a training process).
+coloured on a scale of their own (mean ALP, learning progress, region ALP). The figure is built without
+pyplot, so plotting never touches a global backend or figure registry (safe in a training process).
 """
 
 from __future__ import annotations

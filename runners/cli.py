@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 from runners.config import GROUPS, ConfigError, group_options
 

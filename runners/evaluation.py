@@ -122,4 +122,5 @@ def test_levels_suite(ctx: EvalContext) -> dict[str, Any]:
         scalars["percent_mastered"] = float(100.0 * np.mean(returns_arr > threshold))
     return {"scalars": scalars, "returns": returns, "levels": [np.asarray(lv).tolist() for lv in levels]}
 
-import runners.skill_eval  # noqa: F401
+# Suites of skill agents register themselves on import; at the end because they use this module.
+import runners.skill_eval  # noqa: E402, F401
