@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -45,11 +45,11 @@ class PPOConfig(AgentConfig):
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     anneal_lr: bool = False  # decay lr linearly to 0 over anneal_lr_steps env steps
-    anneal_lr_steps: Optional[int] = None  # env steps summed over envs, usually the run's `steps`
+    anneal_lr_steps: int | None = None  # env steps summed over envs, usually the run's `steps`
     normalize_advantages: bool = True  # per minibatch
     clip_vloss: bool = True
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    target_kl: Optional[float] = None  # stop the epochs early once the approximate KL exceeds it
+    target_kl: float | None = None  # stop the epochs early once the approximate KL exceeds it
     encoder: str = "auto"  # observation encoder, see agents.nets.make_encoder
 
 

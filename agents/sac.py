@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -46,7 +46,7 @@ class SACConfig(AgentConfig):
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     init_alpha: float = 1.0  # initial temperature (SAC v2's and SB3's default)
     autotune_alpha: bool = True
-    target_entropy: Optional[float] = None  # None: -|A| (METRA uses -|A|/2)
+    target_entropy: float | None = None  # None: -|A| (METRA uses -|A|/2)
     encoder: str = "auto"  # observation encoder, see agents.nets.make_encoder
 
 

@@ -36,23 +36,23 @@ import os
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import pstats  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import cProfile
+import io
+import json
+import math
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
+import gymnasium as gym
+import numpy as np
 
-import envs  # noqa: E402
-from envs import AUTORESET_MODE, EnvSpec  # noqa: E402
+import envs
+from envs import AUTORESET_MODE, EnvSpec
 
 # torch and Ray are imported inside functions: the spawned env subprocesses of the async and SB3 back-ends
 # import this module again, and need neither.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra import compose, initialize
 from hydra.core.config_store import ConfigStore
@@ -44,7 +44,7 @@ class RunnerConfig:
 
     name: str = "default"
     backend: str = "sync"  # sync | async | ray
-    num_envs: Optional[int] = None
+    num_envs: int | None = None
     num_workers: int = 1  # Ray rollout actors (backend=ray); each steps num_envs / num_workers envs
 
 
@@ -56,8 +56,8 @@ class RayConfig:
     """Where Ray runs. ``address=None`` starts an embedded Ray on this machine (loopback only);
     ``auto`` or ``host:port`` / ``ray://...`` joins an existing cluster."""
 
-    address: Optional[str] = None
-    num_cpus: Optional[int] = None  # embedded Ray only; None = all cores
+    address: str | None = None
+    num_cpus: int | None = None  # embedded Ray only; None = all cores
 
 
 @dataclass
@@ -99,13 +99,13 @@ class Config:
     curriculum: Any = MISSING
     steps: int = 20_000  # total environment steps (summed over parallel envs)
     seed: int = 0
-    run_dir: Optional[str] = None  # default: runs/<agent>_<env>_seed<seed>_<time>
+    run_dir: str | None = None  # default: runs/<agent>_<env>_seed<seed>_<time>
     device: str = "auto"  # auto | cpu | cuda
     # auto: continue a run directory holding the same experiment; never: refuse an existing run;
     # force: continue even if the stored config differs (the new config is recorded).
     resume: str = "auto"
     log_every: int = 1_000
-    progress: Optional[bool] = None  # None: a progress bar only on a terminal
+    progress: bool | None = None  # None: a progress bar only on a terminal
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -156,7 +156,7 @@ def check_key(base: DictConfig, key: str) -> None:
     for depth, part in enumerate(parts):
         if not isinstance(node, DictConfig) or part not in node:
             parent = ".".join(parts[:depth]) or "the config"
-            valid = sorted(k for k in node.keys() if k != "defaults") if isinstance(node, DictConfig) else []
+            valid = sorted(k for k in node if k != "defaults") if isinstance(node, DictConfig) else []
             where = parent
             if depth == 1 and parts[0] in GROUPS and "name" in node:
                 where = f"{parts[0]} ({node.name})"

@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from curricula import TEACHERS, Teacher, make_teacher
 from envs import EnvSpec
-
 from runners.config import ConfigError
 from runners.rollout import reset_with_levels
 

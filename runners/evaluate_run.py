@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from envs import EnvSpec
-
 from runners.checkpoint import latest_checkpoint, load_checkpoint
 from runners.config import ConfigError, check_key, compose_raw, group_options
 from runners.evaluation import SUITES, EvalContext, evaluate

@@ -10,15 +10,15 @@ reaching, held-out levels) without touching the training loop; an agent names it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from agents.base import Agent
 from envs import EnvSpec
-
 from runners.rollout import make_vector_env
 
 
@@ -123,4 +123,4 @@ def test_levels_suite(ctx: EvalContext) -> dict[str, Any]:
     return {"scalars": scalars, "returns": returns, "levels": [np.asarray(lv).tolist() for lv in levels]}
 
 # Suites of skill agents register themselves on import; at the end because they use this module.
-import runners.skill_eval  # noqa: E402, F401
+import runners.skill_eval  # noqa: F401

@@ -11,8 +11,8 @@ import csv
 import math
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from torch.utils.tensorboard import SummaryWriter
 

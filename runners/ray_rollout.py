@@ -81,14 +81,14 @@ from typing import Any, ClassVar
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-import ray  # noqa: E402
-from gymnasium.vector import AutoresetMode, VectorEnv  # noqa: E402
-from gymnasium.vector.utils import batch_space  # noqa: E402
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError  # noqa: E402
+import gymnasium as gym
+import numpy as np
+import ray
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from envs.base import AUTORESET_MODE, EnvSpec  # noqa: E402
+from envs.base import AUTORESET_MODE, EnvSpec
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class RolloutWorker:
                 try:
                     result = getattr(self, method)(*args)
                     reply = pickle.dumps((True, result), protocol=pickle.HIGHEST_PROTOCOL)
-                except Exception:  # noqa: BLE001 - an env raised (or its result does not pickle): the driver
+                except Exception:
                     reply = pickle.dumps((False, traceback.format_exc()))  # replaces this worker
                 try:
                     conn.send_bytes(reply)

@@ -14,9 +14,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs import AUTORESET_MODE, EnvSpec
-
 from agents.base import Transition
+from envs import AUTORESET_MODE, EnvSpec
 
 
 def make_vector_env(spec: EnvSpec, num_envs: int, backend: str = "sync", seed: int = 0, num_workers: int = 1,

@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from agents import AGENTS, Agent
 from envs import EnvSpec
-
 from runners.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from runners.config import ConfigError
 from runners.curriculum import CurriculumDriver, build_teacher

@@ -5,9 +5,9 @@ import os
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import torch  # noqa: E402
+import torch
 
-from envs.headless import default_to_egl  # noqa: E402
+from envs.headless import default_to_egl
 
 default_to_egl()
 

@@ -74,7 +74,7 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path, capsys):
 
 def test_console_script_exit_code(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "agent=nope"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "runners.cli", "agent=nope"], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("rl-run: error: unknown agent")

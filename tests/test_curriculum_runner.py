@@ -8,12 +8,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from agents.random_agent import RandomAgent
+from agents.random_agent import RandomConfig as RandomAgentConfig
 from curricula import make_teacher
 from curricula.random_teacher import RandomConfig
 from envs import AUTORESET_MODE, EnvSpec
 from runners.curriculum import CurriculumDriver, build_teacher
 from runners.rollout import EpisodeTracker, collect_step
-from agents.random_agent import RandomAgent, RandomConfig as RandomAgentConfig
 
 
 class LevelEcho(gym.Env):

@@ -164,7 +164,7 @@ class ScriptedAgent:
 
 
 def test_split_and_merge_infos():
-    assert split_envs(5, 2) == [range(0, 3), range(3, 5)]
+    assert split_envs(5, 2) == [range(3), range(3, 5)]
     assert split_envs(4, 4) == [range(i, i + 1) for i in range(4)]
     with pytest.raises(ValueError):
         split_envs(2, 3)
