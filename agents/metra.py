@@ -69,7 +69,7 @@ from torch.nn import functional as F
 from agents.base import Agent, Transition
 from agents.buffers import ReplayBuffer
 from agents.nets import encoder_kind_for, make_encoder, mlp
-from agents.sac import SAC, SACConfig, check_continuous_actions
+from agents.sac import SAC, SACConfig, check_continuous_actions, gradient_rounds, real_transitions
 
 VARIANTS = ("metra", "lsd", "diayn")
 
@@ -268,9 +268,8 @@ class METRAAgent(Agent):
         ``SACAgent``: ``gradient_steps`` every ``train_freq`` env steps once ``learning_starts`` were seen)."""
         self.buffer.add(batch, z=self.z.copy())
         before = self.env_steps
-        self.env_steps += len(batch.reward) - (0 if batch.dropped is None else int(np.sum(batch.dropped)))
-        first = max(before, self.cfg.learning_starts - 1)
-        rounds = max(0, self.env_steps // self.cfg.train_freq - first // self.cfg.train_freq)
+        self.env_steps += real_transitions(batch)
+        rounds = gradient_rounds(before, self.env_steps, self.cfg.learning_starts, self.cfg.train_freq)
         metrics: dict[str, float] = {}
         for _ in range(rounds * self.cfg.gradient_steps):
             metrics = self.update(self.buffer.sample(self.cfg.batch_size, self.rng))

@@ -60,6 +60,18 @@ def check_continuous_actions(action_space: gym.Space, agent: str) -> None:
         raise ValueError(f"agent {agent} needs finite action bounds (it squashes actions with tanh); got {action_space}")
 
 
+def gradient_rounds(before: int, after: int, learning_starts: int, train_freq: int) -> int:
+    """Update rounds due when the env-step count moves from ``before`` to ``after``: one at every count s in
+    (before, after] with s % train_freq == 0 and s >= learning_starts (independent of the number of envs)."""
+    first = max(before, learning_starts - 1)
+    return max(0, after // train_freq - first // train_freq)
+
+
+def real_transitions(batch: Transition) -> int:
+    """Rows of a vector step that are transitions (dropped rows of a lost rollout worker are not)."""
+    return len(batch.reward) - (0 if batch.dropped is None else int(np.sum(batch.dropped)))
+
+
 class SAC:
     """Twin soft Q critics with target copies, a squashed Gaussian actor and a temperature alpha.
 
@@ -230,11 +242,8 @@ class SACAgent(Agent):
     def observe(self, batch: Transition) -> dict[str, float]:
         self.buffer.add(batch)
         before = self.env_steps
-        self.env_steps += len(batch.reward) - (0 if batch.dropped is None else int(np.sum(batch.dropped)))
-        # One round at every env-step count s in (before, env_steps] with s % train_freq == 0 and
-        # s >= learning_starts.
-        first = max(before, self.cfg.learning_starts - 1)
-        rounds = max(0, self.env_steps // self.cfg.train_freq - first // self.cfg.train_freq)
+        self.env_steps += real_transitions(batch)
+        rounds = gradient_rounds(before, self.env_steps, self.cfg.learning_starts, self.cfg.train_freq)
         metrics: dict[str, float] = {}
         for _ in range(rounds * self.cfg.gradient_steps):
             metrics = self.sac.update(self.buffer.sample(self.cfg.batch_size, self.rng))
