@@ -82,17 +82,15 @@ def real_next_obs(next_obs: np.ndarray, info: dict[str, Any], done: np.ndarray, 
 
     Returns ``(successor, valid)``; ``valid`` is False where the env could not report the last
     observation (those steps are terminal, so nothing bootstraps from it)."""
-    successor = next_obs.copy()
-    valid = np.ones(len(done), dtype=bool)
-    if done.any():
-        mask = info.get("_final_obs")
-        if provides_final_obs and mask is not None:
-            for i in np.flatnonzero(mask):
-                successor[i] = info["final_obs"][i]
-            valid = ~(done & ~mask)
-        else:
-            valid = ~done
-    return successor, valid
+    if not done.any():  # the common step: no copy of the (possibly pixel) batch
+        return next_obs, np.ones(len(done), dtype=bool)
+    mask = info.get("_final_obs")
+    if not provides_final_obs or mask is None:
+        return next_obs, ~done
+    successor = next_obs.copy()  # next_obs itself stays the new episodes' first observations
+    for i in np.flatnonzero(mask):
+        successor[i] = info["final_obs"][i]
+    return successor, ~(done & ~mask)
 
 
 @dataclass
