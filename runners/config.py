@@ -109,6 +109,10 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    # Offline agents (HILP, GCBC) train from this dataset of transitions (see envs.datasets).
+    dataset: str | None = None
+    # Write every transition the run collects to run_dir/dataset/ (see envs.datasets).
+    save_dataset: bool = False
 
 
 RESUME_MODES = ("auto", "never", "force")

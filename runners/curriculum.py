@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from agents import Agent
 from curricula import TEACHERS, Teacher, make_teacher
 from envs import EnvSpec
 from runners.config import ConfigError
@@ -44,8 +45,11 @@ def build_teacher(cfg: DictConfig, spec: EnvSpec) -> Teacher | None:
 class CurriculumDriver:
     """Keeps one pending level per env and feeds finished episodes back to the teacher."""
 
-    def __init__(self, teacher: Teacher, num_envs: int) -> None:
+    def __init__(self, teacher: Teacher, num_envs: int, student: Agent | None = None) -> None:
         self.teacher = teacher
+        # The student is only read for the scores it publishes (e.g. PPO's ``last_rollout_stats``);
+        # the teacher itself never sees it.
+        self.student = student
         self.num_envs = num_envs
         self.pending: list[np.ndarray] = []
         self.episodes = 0

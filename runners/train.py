@@ -31,6 +31,20 @@ from runners.rundir import RunDir, default_run_dir, prepare_run_dir, write_confi
 CHECKPOINT_VERSION = 1
 
 
+class TrainHooks:
+    """Callbacks of the training loop for code that drives ``train`` (e.g. a Ray Tune trial). The
+    defaults do nothing; override what you need."""
+
+    def on_log(self, step: int, scalars: dict[str, float]) -> None:
+        """Training scalars of one logging interval (``train/`` names without the prefix)."""
+
+    def on_eval(self, step: int, results: dict[str, Any]) -> None:
+        """Results of a periodic (or the final) evaluation, by suite."""
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        """A checkpoint was written to ``path`` (inside the run directory)."""
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -85,7 +99,7 @@ def eval_suites_for(cfg: DictConfig, agent: Agent, spec: EnvSpec, heldout: bool 
     return suites
 
 
-def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
+def train(cfg: DictConfig, overrides: list[str] | None = None, hooks: TrainHooks | None = None) -> TrainResult:
     """Run (or resume) the experiment described by ``cfg``; returns where it went and how far."""
     spec: EnvSpec = OmegaConf.to_object(cfg.env)
     device = resolve_device(cfg.device)
@@ -105,15 +119,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
         agent = build_agent(cfg, spec, envs.single_observation_space, envs.single_action_space, num_envs, device)
         agent.seed(cfg.seed)
         teacher = build_teacher(cfg, spec)
-        curriculum = CurriculumDriver(teacher, num_envs) if teacher is not None else None
+        curriculum = CurriculumDriver(teacher, num_envs, student=agent) if teacher is not None else None
         write_config(run, cfg, overrides or [])
-        return _loop(cfg, run, spec, envs, agent, num_envs, checkpoint, curriculum)
+        return _loop(cfg, run, spec, envs, agent, num_envs, checkpoint, curriculum, hooks or TrainHooks())
     finally:
         envs.close()
 
 
 def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_envs: int,
-          checkpoint: dict[str, Any] | None, curriculum: CurriculumDriver | None) -> TrainResult:
+          checkpoint: dict[str, Any] | None, curriculum: CurriculumDriver | None, hooks: TrainHooks) -> TrainResult:
     step, episodes = 0, 0
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["agent"])
@@ -155,7 +169,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
         }
         if curriculum is not None:
             state["curriculum"] = curriculum.state_dict()
-        save_checkpoint(run.path, step, state, keep=cfg.checkpoint.keep)
+        hooks.on_checkpoint(step, save_checkpoint(run.path, step, state, keep=cfg.checkpoint.keep))
 
     try:
         while step < cfg.steps:
@@ -171,8 +185,12 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
                 curriculum.on_step(envs, info, [(i, ret) for i, ret, _ in finished], info.get("dropped"))
             if step >= next_log:
                 fps = (step - steps_at_t0) / max(time.perf_counter() - t0, 1e-9)
-                logger.log({**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes,
-                            "dropped_episodes": tracker.dropped_episodes}, step, "train")
+                scalars = {**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes,
+                           "dropped_episodes": tracker.dropped_episodes}
+                if recent_returns:
+                    scalars["recent_return"] = float(np.mean(recent_returns))
+                logger.log(scalars, step, "train")
+                hooks.on_log(step, scalars)
                 metrics = {}
                 if curriculum is not None:
                     logger.log(curriculum.log_scalars(), step, "curriculum")
@@ -181,6 +199,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
                     bar.set_postfix(ret=f"{np.mean(recent_returns):.1f}")
             if step >= next_eval:
                 last_eval = _evaluate(cfg, agent, spec, logger, step)
+                hooks.on_eval(step, last_eval["results"])
                 if curriculum is not None:
                     curriculum.plot(run.path, step)
                 next_eval = schedule(cfg.eval.every)
@@ -189,6 +208,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
                 next_ckpt = schedule(cfg.checkpoint.every)
         if last_eval is None or last_eval["step"] != step:
             last_eval = _evaluate(cfg, agent, spec, logger, step)
+            hooks.on_eval(step, last_eval["results"])
         save()
     except KeyboardInterrupt:
         save()  # keep what was learnt; the same command resumes from here
