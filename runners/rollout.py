@@ -16,6 +16,7 @@ import numpy as np
 
 from agents.base import Transition
 from envs import AUTORESET_MODE, EnvSpec
+from envs.datasets import DatasetWriter
 
 
 def make_vector_env(spec: EnvSpec, num_envs: int, backend: str = "sync", seed: int = 0, num_workers: int = 1,
@@ -129,8 +130,9 @@ class EpisodeTracker:
 
 
 def collect_step(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_final_obs: bool,
-                 tracker: EpisodeTracker) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
-    """One vector step: act, step, hand the transition to the agent. Returns (next obs, train metrics, info)."""
+                 tracker: EpisodeTracker, recorder: DatasetWriter | None = None) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
+    """One vector step: act, step, hand the transition to the agent (and to ``recorder``, which writes a
+    dataset). Returns (next obs, train metrics, info)."""
     action = agent.act(obs, deterministic=False)
     next_obs, reward, terminated, truncated, info = envs.step(action)
     done = np.logical_or(terminated, truncated)
@@ -140,6 +142,8 @@ def collect_step(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_fi
         Transition(obs, action, np.asarray(reward, dtype=np.float32), successor,
                    np.asarray(terminated), np.asarray(truncated), valid, dropped)
     )
+    if recorder is not None:
+        recorder.add(obs, action, reward, successor, terminated, truncated, info, next_obs, valid, dropped)
     tracker.step(reward, done, dropped)
     # A dropped row starts a new episode too (agents with per-env state, e.g. a skill, must reset it).
     started = done if dropped is None else done | dropped

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from agents import AGENTS, Agent
 from envs import EnvSpec
+from envs.datasets import DatasetError, DatasetWriter
 from runners.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from runners.config import ConfigError
 from runners.curriculum import CurriculumDriver, build_teacher
@@ -143,9 +144,12 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
     # A resumed run starts fresh episodes from a seed that depends on where it resumes, so resuming is
     # deterministic but does not replay the first run's episodes.
     if curriculum is not None:
-        obs, _ = curriculum.reset(envs, cfg.seed + step)
+        obs, reset_info = curriculum.reset(envs, cfg.seed + step)
     else:
-        obs, _ = envs.reset(seed=cfg.seed + step)
+        obs, reset_info = envs.reset(seed=cfg.seed + step)
+    recorder = _dataset_writer(cfg, run, spec, envs, num_envs, resume_step=step if checkpoint is not None else None)
+    if recorder is not None:
+        recorder.begin(obs, reset_info)
 
     def schedule(every: int) -> int:
         return (step // every + 1) * every if every > 0 else cfg.steps + 1
@@ -159,6 +163,8 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
     t0, steps_at_t0 = time.perf_counter(), step
 
     def save() -> None:
+        if recorder is not None:  # the dataset holds exactly the episodes finished by this checkpoint
+            recorder.flush(step)
         state = {
             "version": CHECKPOINT_VERSION,
             "agent": agent.state_dict(),
@@ -173,7 +179,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
 
     try:
         while step < cfg.steps:
-            obs, update_metrics, info = collect_step(agent, envs, obs, spec.provides_final_obs, tracker)
+            obs, update_metrics, info = collect_step(agent, envs, obs, spec.provides_final_obs, tracker, recorder)
             metrics.update(update_metrics)
             step += num_envs
             bar.update(num_envs)
@@ -209,6 +215,8 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
         if last_eval is None or last_eval["step"] != step:
             last_eval = _evaluate(cfg, agent, spec, logger, step)
             hooks.on_eval(step, last_eval["results"])
+        if recorder is not None:
+            recorder.close(step)
         save()
     except KeyboardInterrupt:
         save()  # keep what was learnt; the same command resumes from here
@@ -217,6 +225,20 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
         bar.close()
         logger.close()
     return TrainResult(run.path, step, tracker.total_episodes, last_eval)
+
+
+def _dataset_writer(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, num_envs: int,
+                    resume_step: int | None) -> DatasetWriter | None:
+    """``save_dataset=true``: every transition collected goes to ``run_dir/dataset`` (see envs.datasets)."""
+    if not cfg.save_dataset:
+        return None
+    metadata = {"agent": cfg.agent.name, "agent_config": OmegaConf.to_container(cfg.agent), "seed": int(cfg.seed),
+                "steps": int(cfg.steps), "num_envs": num_envs}
+    try:
+        return DatasetWriter(run.path / "dataset", spec, envs.single_observation_space, envs.single_action_space,
+                             num_envs, metadata, resume_step=resume_step)
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _evaluate(cfg: DictConfig, agent: Agent, spec: EnvSpec, logger: Logger, step: int) -> dict[str, Any]:
