@@ -33,8 +33,8 @@ def _step(t, done=(False, False), dropped=None):
     info = {"xy": reset.copy(), "_xy": np.ones(2, bool)}
     if done.any():
         info["final_info"] = {"xy": nxt.copy(), "_xy": done.copy()}
-    return dict(obs=obs, action=np.full((2, 2), t, np.float32), reward=np.array([t, 10 * t], np.float32), next_obs=nxt,
-                terminated=done, truncated=np.zeros(2, bool), info=info, reset_obs=reset, dropped=dropped)
+    return {"obs": obs, "action": np.full((2, 2), t, np.float32), "reward": np.array([t, 10 * t], np.float32), "next_obs": nxt,
+                "terminated": done, "truncated": np.zeros(2, bool), "info": info, "reset_obs": reset, "dropped": dropped}
 
 
 def test_writer_round_trip_keeps_whole_episodes(tmp_path):
