@@ -5,7 +5,9 @@ The root config has four groups, each option a typed dataclass registered in Hyd
 * ``agent``: one option per entry of ``agents.AGENTS`` (its config dataclass);
 * ``env``: one option per entry of ``envs.ENVS`` (its ``EnvSpec``);
 * ``runner``: how rollouts are collected (back-end, number of envs and workers);
-* ``curriculum``: the teacher that picks levels (``none`` until a teacher is configured).
+* ``curriculum``: the teacher that picks levels (``none`` until a teacher is configured);
+
+and a fifth, ``preset``, of per-(agent, env) settings merged over them (``runners.presets``).
 
 Because every node is a dataclass, a misspelt key or a badly typed value is an error at composition
 time, never a silent default. ``compose_config`` turns Hydra's multi-line exceptions into one line that
@@ -29,8 +31,9 @@ from omegaconf.errors import OmegaConfBaseException
 from agents import AGENTS
 from curricula import TEACHERS
 from envs import ENVS
+from runners.presets import PRESET_TARGETS, PRESETS
 
-GROUPS = ("agent", "env", "runner", "curriculum")
+GROUPS = ("agent", "env", "runner", "curriculum", "preset")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -91,12 +94,15 @@ class Config:
             {"runner": "default"},
             {"curriculum": "none"},
             "_self_",
+            # after the root config, before the command line: see runners.presets
+            {"optional preset": "${agent}_${env}"},
         ]
     )
     agent: Any = MISSING
     env: Any = MISSING
     runner: Any = MISSING
     curriculum: Any = MISSING
+    preset: str = "none"  # the (agent, env) preset applied (runners.presets); set by the preset itself
     steps: int = 20_000  # total environment steps (summed over parallel envs)
     seed: int = 0
     run_dir: str | None = None  # default: runs/<agent>_<env>_seed<seed>_<time>
@@ -132,6 +138,8 @@ def _register() -> None:
     cs.store(group="curriculum", name="none", node=CurriculumConfig())
     for name, (cfg_cls, _) in TEACHERS.items():
         cs.store(group="curriculum", name=name, node=cfg_cls(name=name))
+    for name, node in PRESETS.items():
+        cs.store(group="preset", name=name, node=node, package="_global_")
 
 
 _register()
@@ -192,6 +200,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
         elif ov.is_add() or ov.is_force_add() or ov.is_delete():
             raise ConfigError(f"override {ov.input_line!r}: adding or deleting keys is not supported")
 
+    check_preset(parsed)
     base = compose_raw(group_choices)
     for ov in parsed:
         if ov.key_or_group not in GROUPS:
@@ -203,6 +212,16 @@ def compose_config(overrides: list[str]) -> DictConfig:
         raise ConfigError(_first_line(exc)) from None
     validate(cfg)
     return cfg
+
+
+def check_preset(parsed: list) -> None:
+    """A preset chosen on the command line must be one for the run's agent and env."""
+    choices = {d_key: d_val for d in Config().defaults if isinstance(d, dict) for d_key, d_val in d.items()}
+    choices.update({ov.key_or_group: ov.value() for ov in parsed if ov.key_or_group in GROUPS and not ov.is_delete()})
+    preset = choices.get("preset")
+    if preset in PRESET_TARGETS and PRESET_TARGETS[preset] != (choices["agent"], choices["env"]):
+        agent, env = PRESET_TARGETS[preset]
+        raise ConfigError(f"preset {preset} is for agent={agent} env={env}, not agent={choices['agent']} env={choices['env']}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -166,3 +166,35 @@ def test_ray_backend_gets_at_least_one_env_per_worker():
     assert num_envs_for(compose_config(["agent=sac", "runner.backend=ray", "runner.num_workers=2"])) == 2
     assert num_envs_for(compose_config(["agent=ppo", "runner.backend=ray", "runner.num_workers=2"])) == 8
     assert num_envs_for(compose_config(["agent=sac", "runner.num_workers=2"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["agent=metra", "env=ant"], {"preset": "metra_ant", "agent.skill_dim": 2, "env.xy_in_obs": True,
+                                      "env.max_episode_steps": 200}),
+        (["agent=lsd", "env=halfcheetah"], {"preset": "lsd_halfcheetah", "agent.skill_dim": 16,
+                                            "agent.discrete_skills": True}),
+        (["agent=metra", "env=quadruped"], {"preset": "metra_quadruped", "agent.skill_dim": 4, "env.pixels": False,
+                                            "env.action_repeat": 2}),
+        (["agent=metra", "env=quadruped", "preset=metra_quadruped_paper"],
+         {"preset": "metra_quadruped_paper", "env.pixels": True, "agent.lr": 1e-4, "agent.phi_hidden_sizes": [1024, 1024]}),
+        (["agent=metra", "env=ant", "agent.skill_dim=5"], {"preset": "metra_ant", "agent.skill_dim": 5}),  # CLI wins
+        (["agent=metra", "env=ant", "preset=none"], {"preset": "none", "env.xy_in_obs": False}),
+        (["agent=sac", "env=ant"], {"preset": "none", "env.xy_in_obs": False}),
+    ],
+)
+def test_presets_follow_agent_and_env(overrides, expected):
+    from omegaconf import OmegaConf
+
+    from runners.config import compose_config
+
+    cfg = compose_config(overrides)
+    for key, value in expected.items():
+        got = OmegaConf.select(cfg, key)
+        assert (list(got) if isinstance(value, list) else got) == value, key
+
+
+def test_preset_for_another_agent_is_a_clear_error(capsys):
+    assert run_main(["agent=sac", "env=ant", "preset=metra_ant"]) == 2
+    assert "preset metra_ant is for agent=metra env=ant" in capsys.readouterr().err
