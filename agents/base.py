@@ -59,6 +59,8 @@ class Agent:
     default_num_envs: ClassVar[int] = 1
     # Evaluation suites (names in ``runners.evaluation``) that ``rl-eval`` runs for this agent by default.
     eval_suites: ClassVar[tuple[str, ...]] = ("returns",)
+    # Further suites ``rl-eval`` runs by default, too long for periodic evaluation during training.
+    report_suites: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

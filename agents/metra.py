@@ -145,6 +145,7 @@ class METRAAgent(Agent):
     """Skill discovery by METRA, LSD or DIAYN, with SAC as the skill-conditioned policy learner."""
 
     eval_suites = ("returns", "coverage", "goal_reaching")
+    report_suites = ("downstream",)
 
     def __init__(self, cfg: METRAConfig, observation_space: gym.Space, action_space: gym.Space, num_envs: int,
                  device: torch.device) -> None:

@@ -1,4 +1,5 @@
-"""Evaluation suites for skill-discovery agents (METRA, LSD, DIAYN, ...): ``coverage`` and ``goal_reaching``.
+"""Evaluation suites for skill-discovery agents (METRA, LSD, DIAYN, ...): ``coverage``, ``goal_reaching`` and
+``downstream``.
 
 Both follow the METRA paper's protocol and work with any agent that has the skill hooks
 ``skill_dim``, ``sample_skills(n, rng)`` and ``act_with_skill(obs, z, deterministic)``; goal reaching also
@@ -17,6 +18,13 @@ no scalars and a ``skipped`` reason, so an agent's default suites never stop a t
   final x-y within ``GOAL_THRESHOLD`` of the goal (point maze: the spec's ``goal_radius``, 0.5 by
   default). Reports the success rate and the mean final distance.
 
+* ``downstream`` (zero-shot): for each reward task of the env (dm_control quadruped walk/run/stand/jump,
+  walker stand/walk/run, cheetah run; Ant and HalfCheetah their forward reward) a small search (one
+  episode per candidate skill: every discrete skill, or 16 draws from the continuous prior), then the
+  best skill's mean return over fresh episodes, beside a uniform random policy's. METRA's paper reaches
+  downstream tasks through a hierarchical controller over skills; the search is the zero-shot version
+  that needs no training. Too long for periodic evaluation: ``rl-eval`` runs it (``report_suites``).
+
 Goal sets and goal observations (the observation "at" the goal, to feed phi):
 
 * point maze: up to 12 free-cell centres, evenly spaced (``np.linspace``) through the free cells ordered
@@ -31,6 +39,7 @@ Goal sets and goal observations (the observation "at" the goal, to feed phi):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from envs import EnvSpec
+from envs.dmc import DMCSpec
 from envs.locomotion import MujocoLocomotionSpec
 from envs.pointmaze import LAYOUTS, PointMazeSpec, parse_layout
 from runners.evaluation import EvalContext, register_suite
@@ -64,22 +74,25 @@ def x_only(spec: EnvSpec) -> bool:
     return getattr(spec, "robot", None) == "HalfCheetah" or getattr(spec, "domain", None) == "cheetah"
 
 
-def rollout(spec: EnvSpec, policy: Policy, n: int, seed: int,
-            reset_options: list[dict[str, Any]] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def rollout(spec: EnvSpec, policy: Policy, n: int, seed: int, reset_options: list[dict[str, Any]] | None = None,
+            returns: list[float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """n episodes, one env each (env i reset with seed + i and ``reset_options[i]``), stepped in lockstep
     with one batched policy call per step. Returns per episode its observations and its ``info["xy"]``
-    (None where the env has no ``xy``), reset state included."""
+    (None where the env has no ``xy``), reset state included; ``returns``, if given, receives each
+    episode's undiscounted return."""
     envs = [spec.make() for _ in range(n)]
     try:
         first = [env.reset(seed=seed + i, options=(reset_options or [None] * n)[i]) for i, env in enumerate(envs)]
         obs = [[o] for o, _ in first]
         xy = [[info.get("xy")] for _, info in first]
+        total = np.zeros(n)
         running = np.arange(n)
         while len(running):
             actions = policy(np.stack([obs[i][-1] for i in running]), running)
             still = []
             for i, action in zip(running, actions):
-                o, _, terminated, truncated, info = envs[i].step(action)
+                o, reward, terminated, truncated, info = envs[i].step(action)
+                total[i] += reward
                 obs[i].append(o)
                 xy[i].append(info.get("xy"))
                 if not (terminated or truncated):
@@ -88,6 +101,8 @@ def rollout(spec: EnvSpec, policy: Policy, n: int, seed: int,
     finally:
         for env in envs:
             env.close()
+    if returns is not None:
+        returns.extend(total.tolist())
     positions = [None if x[0] is None else np.array(x, dtype=np.float64) for x in xy]
     return [np.stack(o) for o in obs], positions
 
@@ -236,3 +251,64 @@ def goal_reaching_suite(ctx: EvalContext) -> dict[str, Any]:
     except ValueError as exc:
         return {"scalars": {}, "skipped": str(exc)}
     return reach_goals(ctx.env, policy_for_goals, ctx.seed)
+
+
+# -- zero-shot downstream returns -------------------------------------------------------------------------
+
+DOWNSTREAM_TASKS = {"quadruped": ("walk", "run", "stand", "jump"), "walker": ("stand", "walk", "run"), "cheetah": ("run",)}
+SEARCH_SKILLS = 16  # candidate skills of the search (every skill when there are at most 32 discrete ones)
+
+
+def reward_tasks(spec: EnvSpec) -> dict[str, EnvSpec]:
+    """The env's reward tasks, each as a spec of the same dynamics (dm_control: the domain's tasks above;
+    Gymnasium MuJoCo: its own forward-running reward); ValueError for an env without reward tasks."""
+    if isinstance(spec, DMCSpec) and spec.domain in DOWNSTREAM_TASKS:
+        return {task: dataclasses.replace(spec, task=task) for task in DOWNSTREAM_TASKS[spec.domain]}
+    if isinstance(spec, MujocoLocomotionSpec):
+        return {"forward": spec}
+    raise ValueError(f"env {spec.describe()} has no downstream reward tasks (dm_control {', '.join(DOWNSTREAM_TASKS)}, "
+                     f"ant, halfcheetah)")
+
+
+def candidate_skills(agent: Any, rng: np.random.Generator) -> np.ndarray:
+    """The skills the search tries: every discrete skill (up to 32), else SEARCH_SKILLS draws from the prior."""
+    if getattr(agent.cfg, "discrete_skills", False) and agent.skill_dim <= 32:
+        return np.eye(agent.skill_dim, dtype=np.float32)
+    return agent.sample_skills(SEARCH_SKILLS, rng)
+
+
+def random_policy(spec: EnvSpec, seed: int) -> Policy:
+    env = spec.make()
+    space = env.action_space
+    env.close()
+    space.seed(seed)
+    return lambda obs, rows: np.stack([space.sample() for _ in rows])
+
+
+@register_suite("downstream")
+def downstream_suite(ctx: EvalContext) -> dict[str, Any]:
+    """Zero-shot returns on the env's reward tasks with the best skill of a small search, beside a uniform
+    random policy. Per task: one episode with each candidate skill, the best candidate's return is then
+    measured on ``ctx.episodes`` fresh episodes (so the reported return carries no selection bias)."""
+    check_skill_agent(ctx.agent, "downstream")
+    try:
+        tasks = reward_tasks(ctx.env)
+    except ValueError as exc:
+        return {"scalars": {}, "skipped": str(exc)}
+    candidates = candidate_skills(ctx.agent, np.random.default_rng(ctx.seed))
+    episodes = max(ctx.episodes, 1)
+    scalars: dict[str, float] = {}
+    best_skills: dict[str, list[float]] = {}
+    for task, spec in tasks.items():
+        search: list[float] = []
+        rollout(spec, skill_policy(ctx.agent, candidates, ctx.deterministic), len(candidates), ctx.seed, returns=search)
+        best = candidates[int(np.argmax(search))]
+        skill_returns: list[float] = []
+        rollout(spec, skill_policy(ctx.agent, np.repeat(best[None], episodes, axis=0), ctx.deterministic), episodes,
+                ctx.seed + 10_000, returns=skill_returns)
+        random_returns: list[float] = []
+        rollout(spec, random_policy(spec, ctx.seed), episodes, ctx.seed + 10_000, returns=random_returns)
+        scalars[f"return/{task}"] = float(np.mean(skill_returns))
+        scalars[f"random_return/{task}"] = float(np.mean(random_returns))
+        best_skills[task] = best.tolist()
+    return {"scalars": scalars, "best_skills": best_skills, "search_candidates": len(candidates), "episodes": episodes}

@@ -90,11 +90,14 @@ def num_envs_for(cfg: DictConfig) -> int:
 
 
 def eval_suites_for(cfg: DictConfig, agent: Agent, spec: EnvSpec, heldout: bool = False) -> list[str]:
-    """The configured suites, else the agent's defaults; ``heldout`` (rl-eval) adds the test set of levels
-    of a curriculum run (too long for periodic evaluation unless asked for in ``eval.suites``)."""
+    """The configured suites, else the agent's defaults; ``heldout`` (rl-eval) adds the agent's report suites
+    and the test set of levels of a curriculum run (too long for periodic evaluation unless asked for in
+    ``eval.suites``)."""
     if cfg.eval.suites:
         return list(cfg.eval.suites)
     suites = list(agent.eval_suites)
+    if heldout:
+        suites += list(agent.report_suites)
     if heldout and cfg.curriculum.name != "none" and spec.test_levels() is not None:
         suites.append("test_levels")
     return suites

@@ -335,3 +335,35 @@ def test_metra_covers_more_of_four_rooms_than_a_random_policy(tmp_path):
     _, positions = rollout(spec, lambda obs, rows: rng.uniform(-1, 1, (len(obs), 2)), COVERAGE_TRAJECTORIES, 0)
     random = state_coverage(positions)
     assert metra > 1.5 * random, (metra, random)
+
+
+class ConstantActionSkills:
+    """A stand-in skill agent: discrete skill k plays the constant action ``ACTIONS[k]``."""
+
+    ACTIONS = (0.0, 1.0, -1.0)
+
+    def __init__(self, action_dim: int) -> None:
+        self.cfg = dataclasses.replace(METRAConfig(), skill_dim=3, discrete_skills=True)
+        self.skill_dim = 3
+        self.action_dim = action_dim
+
+    def sample_skills(self, n, rng):
+        return np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)]
+
+    def act_with_skill(self, obs, z, deterministic=True):
+        value = np.array(self.ACTIONS, dtype=np.float32)[np.asarray(z).argmax(axis=1)]
+        return np.repeat(value[:, None], self.action_dim, axis=1)
+
+
+def test_downstream_search_picks_the_best_skill_and_reports_random_beside_it():
+    """On HalfCheetah's forward reward standing still (action 0) beats full-torque skills, whose control cost
+    (0.1 |a|^2 per step over 6 joints) dominates in 30 steps, and beats uniform random actions."""
+    spec = dataclasses.replace(ENVS["halfcheetah"], max_episode_steps=30)
+    agent = ConstantActionSkills(action_dim=6)
+    ctx = EvalContext(agent=agent, env=spec, episodes=2, seed=0, deterministic=True, out_dir=None, step=0)
+    result = SUITES["downstream"](ctx)
+    assert result["best_skills"]["forward"] == [1.0, 0.0, 0.0]
+    assert result["search_candidates"] == 3
+    scalars = result["scalars"]
+    assert scalars["return/forward"] > scalars["random_return/forward"]
+    assert SUITES["downstream"](dataclasses.replace(ctx, env=ENVS["pointmaze"]))["skipped"]
