@@ -1,30 +1,31 @@
-"""Skill discovery on the point maze: state coverage and zero-shot goal reaching of METRA, LSD, DIAYN and
-a random policy, plus what a METRA gradient step costs next to a plain SAC step.
+"""Skill discovery on the point maze and Ant: state coverage and zero-shot goal reaching of METRA, LSD,
+DIAYN and a random policy, plus what a METRA gradient step costs next to a plain SAC step.
 
-    python benchmarks/metra_coverage.py            # 50,000 env steps per run, 5 seeds
-    python benchmarks/metra_coverage.py --quick    # 10,000 env steps, 3 seeds: a few minutes on two cores
-    python benchmarks/metra_coverage.py --steps 30000 --seeds 3 --methods metra,random --out results.json
+    python benchmarks/metra_coverage.py            # 50,000 env steps per run, 5 seeds, both envs
+    python benchmarks/metra_coverage.py --quick    # 10,000 env steps, 3 seeds: a few minutes per env on two cores
+    python benchmarks/metra_coverage.py --steps 30000 --seeds 3 --envs ant --methods metra,random --out results.json
 
-Every learner trains with its registry defaults (``agents.AGENTS``) for the same number of env steps,
-driven by the runner's own step function (``runners.rollout.collect_step``), then is scored by the
-suites of ``runners.skill_eval``: policy state coverage (distinct 1 x 1 cells visited by 48 skill
-trajectories) and goal-reaching success over the maze's 12-goal set. The random policy is scored on
-the same 48 trajectories and goals (it ignores the goal). The env is the four-rooms point maze
-(104 free cells): in the default open 5 x 5 maze a random policy already visits every cell.
+Every learner trains with the config ``rl-run agent=NAME env=ENV`` composes (registry defaults plus the
+per-env preset of ``runners.presets``: Ant is METRA's setting, 2-D skills, position in the observation,
+200-step episodes) for the same number of env steps, driven by the runner's own step function
+(``runners.rollout.collect_step``), then is scored by the suites of ``runners.skill_eval``: policy state
+coverage (distinct 1 x 1 cells visited by 48 skill trajectories) and goal-reaching success over the
+env's goal set (point maze: 12 free cells; Ant: 8 points at radius 10). The random policy is scored on
+the same trajectories and goals (it ignores the goal). The point maze is the four-rooms layout (104
+free cells): in the default open 5 x 5 maze a random policy already visits every cell.
 
 Step cost: seconds per ``METRAAgent.update`` (phi, lambda, reward recomputation, SAC) over seconds per
 ``SAC.update`` with the same networks, batch size and skill-sized context, timed alternately in one
-process on the same replay batch.
+process on the same replay batch, per env.
 
-Ant is not run: METRA needs millions of env steps there (hours on a GPU), out of reach of this CPU
-benchmark. Prints a table and writes JSON: per env, ``coverage`` and ``goal_success`` by method (mean,
-std, per seed), ``step_cost_ratio`` and the timings.
+Scale: the paper trains METRA on Ant for millions of env steps on a GPU; the budgets here are CPU-sized
+and show the early direction only. Prints a table and writes JSON: per env, ``coverage`` and
+``goal_success`` by method (mean, std, per seed), ``step_cost_ratio`` and the timings.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -33,31 +34,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from agents import AGENTS
 from agents.random_agent import RandomAgent, RandomConfig
 from agents.sac import SAC
-from envs import ENVS
 from runners.checkpoint import seed_everything
+from runners.config import compose_config
 from runners.evaluation import SUITES, EvalContext
 from runners.rollout import EpisodeTracker, collect_step, make_vector_env
 from runners.skill_eval import COVERAGE_TRAJECTORIES, reach_goals, rollout, state_coverage
 
 METHODS = ("metra", "lsd", "diayn", "random")
+ENVS_RUN = {"pointmaze": ["env=pointmaze", "env.layout=four_rooms"], "ant": ["env=ant"]}
 EVAL_SEED = 1_000_003
 
 
-def maze():
-    return dataclasses.replace(ENVS["pointmaze"], layout="four_rooms")
+def configure(method: str, env: str):
+    """(env spec, agent config) as ``rl-run agent=method`` composes them; the random policy plays METRA's env."""
+    spec = OmegaConf.to_object(compose_config(["agent=metra", *ENVS_RUN[env]]).env)
+    if method == "random":
+        return spec, None
+    return spec, OmegaConf.to_object(compose_config([f"agent={method}", *ENVS_RUN[env]]).agent)
 
 
-def train(method: str, steps: int, seed: int):
+def train(method: str, env: str, steps: int, seed: int):
     """A learner trained for ``steps`` env steps exactly as ``rl-run`` drives it (one env, sync)."""
     seed_everything(seed)
-    spec = maze()
+    spec, cfg = configure(method, env)
     envs = make_vector_env(spec, 1, "sync", seed)
-    cfg_cls, agent_cls = AGENTS[method]
-    agent = agent_cls(cfg_cls(), envs.single_observation_space, envs.single_action_space, 1, torch.device("cpu"))
+    agent = AGENTS[method][1](cfg, envs.single_observation_space, envs.single_action_space, 1, torch.device("cpu"))
     agent.seed(seed)
     tracker = EpisodeTracker(1)
     obs, _ = envs.reset(seed=seed)
@@ -67,8 +73,8 @@ def train(method: str, steps: int, seed: int):
     return agent
 
 
-def score_random(seed: int) -> tuple[float, float]:
-    spec = maze()
+def score_random(env: str, seed: int) -> tuple[float, float]:
+    spec, _ = configure("random", env)
     agent = RandomAgent(RandomConfig(), None, spec.make().action_space, 1, None)
     agent.seed(seed)
 
@@ -80,29 +86,31 @@ def score_random(seed: int) -> tuple[float, float]:
     return float(state_coverage(positions)), goals["scalars"]["success_rate"]
 
 
-def run_one(job: tuple[str, int, int]) -> tuple[str, int, float, float, float]:
-    """(method, seed, coverage, goal success, seconds) of one run."""
-    method, seed, steps = job
+def run_one(job: tuple[str, str, int, int]) -> tuple[str, str, int, float, float, float]:
+    """(env, method, seed, coverage, goal success, seconds) of one run."""
+    env, method, seed, steps = job
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     if method == "random":
-        coverage, success = score_random(seed)
+        coverage, success = score_random(env, seed)
     else:
-        agent = train(method, steps, seed)
-        ctx = EvalContext(agent=agent, env=maze(), episodes=1, seed=EVAL_SEED, deterministic=True, out_dir=None,
-                          step=steps)
+        agent = train(method, env, steps, seed)
+        ctx = EvalContext(agent=agent, env=configure(method, env)[0], episodes=1, seed=EVAL_SEED, deterministic=True,
+                          out_dir=None, step=steps)
         coverage = SUITES["coverage"](ctx)["scalars"]["state_coverage"]
         success = SUITES["goal_reaching"](ctx)["scalars"]["success_rate"]
-    return method, seed, coverage, success, time.perf_counter() - t0
+    return env, method, seed, coverage, success, time.perf_counter() - t0
 
 
-def step_cost(repeats: int = 200) -> dict[str, float]:
+def step_cost(env: str, repeats: int = 200) -> dict[str, float]:
     """Seconds per METRA and per plain SAC gradient step (same sizes), timed alternately on one batch."""
     torch.set_num_threads(1)
-    agent = train("metra", 1_000, 0)  # fills the replay buffer; no updates yet (learning_starts 2,000)
+    agent = train("metra", env, 1_000, 0)  # fills the replay buffer; no updates yet (learning_starts 2,000)
     cfg = agent.cfg
-    space = maze().make()
-    sac = SAC(cfg, space.observation_space, space.action_space, "cpu", context_dim=cfg.skill_dim)
+    spec, _ = configure("metra", env)
+    probe = spec.make()
+    sac = SAC(cfg, probe.observation_space, probe.action_space, "cpu", context_dim=cfg.skill_dim)
+    probe.close()
     batch = agent.buffer.sample(cfg.batch_size, np.random.default_rng(0))
     sac_batch = {**batch, "context": batch["z"]}
     times = {"metra": 0.0, "sac": 0.0}
@@ -128,46 +136,50 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="env steps per run (default 50,000; --quick 10,000)")
     parser.add_argument("--seeds", type=int, help="seeds per method (default 5; --quick 3)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of: {', '.join(METHODS)}")
+    parser.add_argument("--envs", default=",".join(ENVS_RUN), help=f"comma list of: {', '.join(ENVS_RUN)}")
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one torch thread each)")
     args = parser.parse_args(argv)
     steps = args.steps or (10_000 if args.quick else 50_000)
     n_seeds = args.seeds or (3 if args.quick else 5)
-    methods = args.methods.split(",")
+    methods, envs = args.methods.split(","), args.envs.split(",")
     for name in methods:
         if name not in METHODS:
             parser.error(f"unknown method {name!r}; choose from: {', '.join(METHODS)}")
+    for name in envs:
+        if name not in ENVS_RUN:
+            parser.error(f"unknown env {name!r}; choose from: {', '.join(ENVS_RUN)}")
     out = args.out or Path(f"benchmarks/results/metra_coverage{'_quick' if args.quick else ''}.json")
 
     start = time.perf_counter()
-    jobs = [(m, s, steps) for m in methods for s in range(n_seeds)]
-    runs: dict[str, dict[str, list[float]]] = {m: {"coverage": [], "goal_success": [], "seconds": []} for m in methods}
+    jobs = [(e, m, s, steps) for e in envs for m in methods for s in range(n_seeds)]
+    runs = {e: {m: {"coverage": [], "goal_success": [], "seconds": []} for m in methods} for e in envs}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        cost = pool.submit(step_cost)
-        for method, seed, coverage, success, seconds in pool.map(run_one, jobs):
-            print(f"{method} seed {seed}: coverage {coverage:.0f}, goal success {success:.2f} ({seconds:.0f}s)",
+        costs = {e: pool.submit(step_cost, e) for e in envs}
+        for env, method, seed, coverage, success, seconds in pool.map(run_one, jobs):
+            print(f"{env} {method} seed {seed}: coverage {coverage:.0f}, goal success {success:.2f} ({seconds:.0f}s)",
                   file=sys.stderr, flush=True)
             for key, value in (("coverage", coverage), ("goal_success", success), ("seconds", seconds)):
-                runs[method][key].append(value)
-        cost = cost.result()
+                runs[env][method][key].append(value)
+        costs = {e: c.result() for e, c in costs.items()}
 
-    env_name = maze().describe()
-    result = {
-        env_name: {
-            "coverage": {m: summary(runs[m]["coverage"]) for m in methods},
-            "goal_success": {m: summary(runs[m]["goal_success"]) for m in methods},
-            "seconds_per_run": {m: float(np.mean(runs[m]["seconds"])) for m in methods},
-            **cost,
-        },
-        "steps": steps, "seeds": n_seeds, "coverage_trajectories": COVERAGE_TRAJECTORIES,
-    }
-    print(f"{env_name}: {steps} env steps per run, mean +- std over {n_seeds} seeds")
-    print(f"{'method':<8} {'coverage (cells)':>17} {'goal success':>14} {'s/run':>6}")
-    for m in methods:
-        c, g = result[env_name]["coverage"][m], result[env_name]["goal_success"][m]
-        print(f"{m:<8} {c['mean']:9.1f} +-{c['std']:5.1f} {g['mean']:7.2f} +-{g['std']:4.2f} "
-              f"{result[env_name]['seconds_per_run'][m]:6.0f}")
-    print(f"gradient step: METRA {cost['metra_step_s'] * 1e3:.1f} ms, SAC {cost['sac_step_s'] * 1e3:.1f} ms, "
-          f"ratio {cost['step_cost_ratio']:.2f}")
+    result: dict = {"steps": steps, "seeds": n_seeds, "coverage_trajectories": COVERAGE_TRAJECTORIES}
+    for env in envs:
+        r = runs[env]
+        result[env] = {
+            "coverage": {m: summary(r[m]["coverage"]) for m in methods},
+            "goal_success": {m: summary(r[m]["goal_success"]) for m in methods},
+            "seconds_per_run": {m: float(np.mean(r[m]["seconds"])) for m in methods},
+            **costs[env],
+        }
+        print(f"{env}: {steps} env steps per run, mean +- std over {n_seeds} seeds")
+        print(f"{'method':<8} {'coverage (cells)':>17} {'goal success':>14} {'s/run':>6}")
+        for m in methods:
+            c, g = result[env]["coverage"][m], result[env]["goal_success"][m]
+            print(f"{m:<8} {c['mean']:9.1f} +-{c['std']:5.1f} {g['mean']:7.2f} +-{g['std']:4.2f} "
+                  f"{result[env]['seconds_per_run'][m]:6.0f}")
+        cost = costs[env]
+        print(f"gradient step: METRA {cost['metra_step_s'] * 1e3:.1f} ms, SAC {cost['sac_step_s'] * 1e3:.1f} ms, "
+              f"ratio {cost['step_cost_ratio']:.2f}\n")
     print(f"total {time.perf_counter() - start:.0f}s")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
