@@ -39,12 +39,14 @@ Goal sets and goal observations (the observation "at" the goal, to feed phi):
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from envs import EnvSpec
 from envs.dmc import DMCSpec
@@ -111,6 +113,50 @@ def state_coverage(positions: list[np.ndarray], only_x: bool = False) -> int:
     """Distinct (floor(x), floor(y)) bins (floor(x) with ``only_x``) over all trajectories."""
     points = np.concatenate([p[:, :1] if only_x else p[:, :2] for p in positions])
     return len(np.unique(np.floor(points).astype(np.int64), axis=0))
+
+
+class TrainingCoverage:
+    """Coverage of the training episodes themselves (METRA's curves beside the policy coverage): distinct
+    1 x 1 bins of ``info["xy"]`` over every finished training episode (``total``) and over the latest
+    ``queue_episodes`` of them (``queue``), x only for planar runners. The bin of each step's successor
+    state is counted (the final one at an episode's end)."""
+
+    def __init__(self, num_envs: int, only_x: bool, queue_episodes: int = 100) -> None:
+        self.dims = 1 if only_x else 2
+        self.running: list[set[tuple[int, ...]]] = [set() for _ in range(num_envs)]
+        self.queue: collections.deque[set[tuple[int, ...]]] = collections.deque(maxlen=queue_episodes)
+        self.total: set[tuple[int, ...]] = set()
+
+    def step(self, info: dict[str, Any], done: np.ndarray) -> None:
+        if "xy" not in info:
+            return
+        xy = np.floor(np.asarray(info["xy"])[:, : self.dims]).astype(np.int64)
+        final = info.get("final_info", {})
+        if done.any() and "xy" in final:
+            ended = done & final.get("_xy", done)
+            xy[ended] = np.floor(np.asarray(final["xy"])[ended, : self.dims]).astype(np.int64)
+        for i, cell in enumerate(map(tuple, xy.tolist())):
+            self.running[i].add(cell)
+        for i in np.flatnonzero(done):
+            self.queue.append(self.running[i])
+            self.total |= self.running[i]
+            self.running[i] = set()
+
+    def scalars(self) -> dict[str, float]:
+        if not self.total:
+            return {}
+        return {"coverage_total": float(len(self.total)), "coverage_queue": float(len(set().union(*self.queue)))}
+
+    def state_dict(self) -> dict[str, Any]:
+        def arr(cells: set) -> torch.Tensor:
+            return torch.tensor(sorted(cells), dtype=torch.int64).reshape(-1, self.dims)
+
+        return {"total": arr(self.total), "queue": [arr(c) for c in self.queue]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.total = {tuple(c) for c in state["total"].tolist()}
+        self.queue.clear()
+        self.queue.extend({tuple(c) for c in cells.tolist()} for cells in state["queue"])
 
 
 def skill_policy(agent: Any, skills: np.ndarray, deterministic: bool) -> Policy:

@@ -27,6 +27,7 @@ from runners.evaluation import EvalContext, evaluate
 from runners.logger import Logger
 from runners.rollout import EpisodeTracker, collect_step, make_vector_env
 from runners.rundir import RunDir, default_run_dir, prepare_run_dir, write_config
+from runners.skill_eval import TrainingCoverage, x_only
 
 # Checkpoint format version: bump when the layout of the saved dict changes.
 CHECKPOINT_VERSION = 1
@@ -144,6 +145,9 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
         logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```")
     tracker = EpisodeTracker(num_envs)
     tracker.total_episodes = episodes
+    coverage = TrainingCoverage(num_envs, x_only(spec))
+    if checkpoint is not None and "coverage" in checkpoint:
+        coverage.load_state_dict(checkpoint["coverage"])
     # A resumed run starts fresh episodes from a seed that depends on where it resumes, so resuming is
     # deterministic but does not replay the first run's episodes.
     if curriculum is not None:
@@ -175,6 +179,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
             "step": step,
             "episodes": tracker.total_episodes,
             "spaces": space_signature(envs.single_observation_space, envs.single_action_space),
+            "coverage": coverage.state_dict(),
         }
         if curriculum is not None:
             state["curriculum"] = curriculum.state_dict()
@@ -187,6 +192,9 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
             step += num_envs
             bar.update(num_envs)
             finished = tracker.drain()
+            ended = np.zeros(num_envs, dtype=bool)
+            ended[[i for i, _, _ in finished]] = True
+            coverage.step(info, ended | info.get("dropped", False))
             for _, ret, length in finished:
                 recent_returns = (recent_returns + [ret])[-20:]
                 logger.log({"episode_return": ret, "episode_length": length}, step, "train")
@@ -195,7 +203,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
             if step >= next_log:
                 fps = (step - steps_at_t0) / max(time.perf_counter() - t0, 1e-9)
                 scalars = {**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes,
-                           "dropped_episodes": tracker.dropped_episodes}
+                           "dropped_episodes": tracker.dropped_episodes, **coverage.scalars()}
                 if recent_returns:
                     scalars["recent_return"] = float(np.mean(recent_returns))
                 logger.log(scalars, step, "train")

@@ -367,3 +367,21 @@ def test_downstream_search_picks_the_best_skill_and_reports_random_beside_it():
     scalars = result["scalars"]
     assert scalars["return/forward"] > scalars["random_return/forward"]
     assert SUITES["downstream"](dataclasses.replace(ctx, env=ENVS["pointmaze"]))["skipped"]
+
+
+def test_training_coverage_counts_bins_of_finished_episodes_total_and_queue():
+    from runners.skill_eval import TrainingCoverage
+
+    cov = TrainingCoverage(num_envs=2, only_x=False, queue_episodes=1)
+    cov.step({"xy": np.array([[0.5, 0.5], [3.2, 0.1]])}, np.array([False, False]))
+    assert cov.scalars() == {}  # nothing finished yet
+    # env 0 ends: its final x-y is in final_info; info["xy"] is already the next episode's start
+    cov.step({"xy": np.array([[0.0, 0.0], [3.9, 0.9]]), "final_info": {"xy": np.array([[1.5, 0.5], [0, 0]]),
+                                                                        "_xy": np.array([True, False])}},
+             np.array([True, False]))
+    assert cov.scalars() == {"coverage_total": 2.0, "coverage_queue": 2.0}  # bins (0,0) and (1,0)
+    cov.step({"xy": np.array([[7.5, 7.5], [3.0, 0.0]])}, np.array([False, True]))
+    assert cov.scalars() == {"coverage_total": 3.0, "coverage_queue": 1.0}  # env 1's bin (3,0); queue holds 1 episode
+    restored = TrainingCoverage(num_envs=2, only_x=False, queue_episodes=1)
+    restored.load_state_dict(cov.state_dict())
+    assert restored.scalars() == cov.scalars()
