@@ -2,7 +2,8 @@
 
 Tags are namespaced (``train/...``, ``eval/...``). On resume the logger drops whatever a crashed run
 wrote after the checkpoint it resumes from, so the step axis continues without duplicates: TensorBoard
-through ``purge_step``, the CSV by rewriting it without those rows.
+through ``purge_step``, the CSV by rewriting it without those rows. Rows at the checkpoint's own step
+are kept: the training loop logs (and flushes) a step before it checkpoints it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Logger:
         if start_step > 0 and self.csv_path.exists():
             _truncate_csv(self.csv_path, start_step)
         self.writer = SummaryWriter(
-            log_dir=str(self.run_dir / "tb"), purge_step=start_step if start_step > 0 else None
+            log_dir=str(self.run_dir / "tb"), purge_step=start_step + 1 if start_step > 0 else None
         )
         new_file = not self.csv_path.exists()
         self._csv_file = open(self.csv_path, "a", newline="")
@@ -58,14 +59,14 @@ class Logger:
 
 
 def _truncate_csv(path: Path, start_step: int) -> None:
-    """Keep only rows logged before ``start_step``; written to a temporary file then swapped in."""
+    """Keep only rows logged up to ``start_step``; written to a temporary file then swapped in."""
     tmp = path.with_suffix(".tmp")
     with open(path, newline="") as src, open(tmp, "w", newline="") as dst:
         reader = csv.reader(src)
         writer = csv.writer(dst)
         writer.writerow(next(reader, CSV_FIELDS))
         for row in reader:
-            if row and int(row[0]) < start_step:
+            if row and int(row[0]) <= start_step:
                 writer.writerow(row)
     os.replace(tmp, path)
 

@@ -123,6 +123,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, hooks: TrainHooks
     try:
         agent = build_agent(cfg, spec, envs.single_observation_space, envs.single_action_space, num_envs, device)
         agent.seed(cfg.seed)
+        if agent.offline:  # learns from cfg.dataset, never from env steps (runners.offline)
+            from runners.offline import train_offline
+
+            return train_offline(cfg, run, spec, agent, envs.single_observation_space, envs.single_action_space,
+                                 checkpoint, overrides or [], hooks or TrainHooks())
         teacher = build_teacher(cfg, spec)
         curriculum = CurriculumDriver(teacher, num_envs, student=agent) if teacher is not None else None
         write_config(run, cfg, overrides or [])
@@ -172,6 +177,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
     def save() -> None:
         if recorder is not None:  # the dataset holds exactly the episodes finished by this checkpoint
             recorder.flush(step)
+        logger.flush()  # everything logged up to this step survives a crash after the checkpoint
         state = {
             "version": CHECKPOINT_VERSION,
             "agent": agent.state_dict(),
@@ -199,7 +205,7 @@ def _loop(cfg: DictConfig, run: RunDir, spec: EnvSpec, envs, agent: Agent, num_e
                 recent_returns = (recent_returns + [ret])[-20:]
                 logger.log({"episode_return": ret, "episode_length": length}, step, "train")
             if curriculum is not None:
-                curriculum.on_step(envs, info, [(i, ret) for i, ret, _ in finished], info.get("dropped"))
+                curriculum.on_step(envs, info, finished, info.get("dropped"))  # (env, return, length) each
             if step >= next_log:
                 fps = (step - steps_at_t0) / max(time.perf_counter() - t0, 1e-9)
                 scalars = {**metrics, "steps_per_second": fps, "episodes": tracker.total_episodes,
