@@ -142,7 +142,9 @@ class RolloutStats:
     """What PPO trained on in its last update, per step and env ([n_steps, num_envs] arrays), for
     teachers that score levels by it. PLR's scores of an episode of env i are, for example, the mean of
     ``max(advantages, 0)`` (positive value loss) or of ``|advantages|`` over its steps; episodes end
-    after the rows where ``episode_end`` is True. Rows with ``valid`` False were not transitions."""
+    after the rows where ``episode_end`` is True. Rows with ``valid`` False were not transitions; rows with
+    ``learn`` False were transitions that PPO computed advantages for but took no gradient from (episodes a
+    teacher asked to be played for evaluation only, see ``PPOAgent.set_learning_mask``)."""
 
     rewards: np.ndarray
     values: np.ndarray
@@ -151,6 +153,7 @@ class RolloutStats:
     terminated: np.ndarray
     episode_end: np.ndarray
     valid: np.ndarray
+    learn: np.ndarray
 
 
 class RolloutBuffer:
@@ -158,9 +161,11 @@ class RolloutBuffer:
 
     Besides the transition, each step records what the behaviour policy computed (log pi(a|s), V(s))
     and V(s') where the successor is not the next row's observation (a truncated episode's final
-    observation, or any successor at the last step); elsewhere V(s'_t) is V(s_{t+1}), already stored."""
+    observation, or any successor at the last step); elsewhere V(s'_t) is V(s_{t+1}), already stored.
+    ``learn`` marks the rows the losses may use: GAE runs over every transition, gradients only over these."""
 
-    _FIELDS = ("obs", "actions", "logprobs", "values", "rewards", "next_values", "terminated", "episode_end", "valid")
+    _FIELDS = ("obs", "actions", "logprobs", "values", "rewards", "next_values", "terminated", "episode_end", "valid",
+               "learn")
 
     def __init__(self, n_steps: int, num_envs: int, observation_space: gym.Space, action_space: gym.Space) -> None:
         self.n_steps, self.num_envs = n_steps, num_envs
@@ -175,6 +180,7 @@ class RolloutBuffer:
         self.terminated = zeros(dtype=np.bool_)  # no bootstrap: termination or unknown successor
         self.episode_end = zeros(dtype=np.bool_)  # terminated or truncated
         self.valid = zeros(dtype=np.bool_)  # False: a dropped row, not a transition
+        self.learn = zeros(dtype=np.bool_)  # False: a transition excluded from the losses (evaluation only)
         self.step = 0
 
     @property
@@ -189,9 +195,9 @@ class RolloutBuffer:
         return keep & ~no_bootstrap & (np.asarray(batch.truncated, bool) | last)
 
     def add(self, batch: Transition, action: np.ndarray, logprob: np.ndarray, value: np.ndarray,
-            next_value: np.ndarray) -> None:
+            next_value: np.ndarray, learn: np.ndarray | None = None) -> None:
         """Store one vector step. ``action`` is the sampled (unclipped) action, ``next_value`` V(s') where
-        ``needs_next_value`` said so (ignored elsewhere)."""
+        ``needs_next_value`` said so (ignored elsewhere); ``learn`` (default all) the rows losses may use."""
         if self.full:
             raise RuntimeError("rollout buffer is full; compute advantages and reset it first")
         keep, no_bootstrap = _masks(batch)
@@ -203,6 +209,7 @@ class RolloutBuffer:
         self.terminated[t] = no_bootstrap | ~keep
         self.episode_end[t] = no_bootstrap | np.asarray(batch.truncated, bool) | ~keep
         self.valid[t] = keep
+        self.learn[t] = keep if learn is None else keep & np.asarray(learn, bool)
         self.step += 1
 
     def compute_advantages(self, gamma: float, gae_lambda: float) -> RolloutStats:
@@ -216,7 +223,7 @@ class RolloutBuffer:
                                           chain_break, gamma, gae_lambda)
         advantages[~self.valid] = 0.0
         return RolloutStats(self.rewards.copy(), self.values.copy(), advantages, returns,
-                            self.terminated.copy(), self.episode_end.copy(), self.valid.copy())
+                            self.terminated.copy(), self.episode_end.copy(), self.valid.copy(), self.learn.copy())
 
     def reset(self) -> None:
         self.step = 0
@@ -228,4 +235,7 @@ class RolloutBuffer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         for name in self._FIELDS:
+            if name == "learn" and name not in state:  # checkpoints from before loss masks: every row learnt
+                self.learn[: self.step] = self.valid[: self.step]
+                continue
             getattr(self, name)[: self.step] = state[name].cpu().numpy()

@@ -13,6 +13,15 @@ an ``observe``) do no harm.
 After ``n_steps`` vector steps ``observe`` computes GAE advantages and runs ``n_epochs`` of minibatch
 updates of the clipped surrogate, value and entropy losses; it returns their metrics and leaves the
 per-env, per-step advantages of that rollout in ``last_rollout_stats`` for teachers that score levels.
+
+Evaluation-only episodes. Robust PLR and DRED play new levels once to score them and must not learn from
+them (Jiang et al. 2021, "no exploratory gradient updates"). ``set_learning_mask(mask)`` says, per env,
+whether the transitions collected from now on may enter the losses; the runner's curriculum driver sets
+it when an episode starts. Masked rows stay in the rollout: GAE runs over them (their advantages are the
+scores) but the policy, value and entropy losses and the advantage normalisation only see the others. A
+rollout with no learnable row makes no gradient step at all. The reference code (dcd) decides this per
+rollout, all envs replaying or all exploring; a per-episode mask is the same rule for a runner whose envs
+start episodes at different times.
 """
 
 from __future__ import annotations
@@ -112,6 +121,15 @@ class PPOAgent(Agent):
         self.updates = 0
         self.last_rollout_stats: RolloutStats | None = None
         self._pending: _Pending | None = None
+        # Per env: may the transitions collected from now on enter the losses? None = always (no curriculum).
+        self.learning_mask: np.ndarray | None = None
+
+    def set_learning_mask(self, mask: np.ndarray) -> None:
+        """Per env, whether the steps collected from now on are learnt from (False: GAE only, no gradient)."""
+        mask = np.asarray(mask, dtype=bool).reshape(-1)
+        if mask.size != self.num_envs:
+            raise ValueError(f"learning mask has {mask.size} entries for {self.num_envs} envs")
+        self.learning_mask = mask.copy()
 
     # -- acting -------------------------------------------------------------------------------------
 
@@ -152,7 +170,7 @@ class PPOAgent(Agent):
             with torch.no_grad():
                 next_obs = torch.as_tensor(np.asarray(batch.next_obs)[needs], device=self.device)
                 next_value[needs] = self.policy.value(next_obs).cpu().numpy()
-        self.rollout.add(batch, action, logprob, value, next_value)
+        self.rollout.add(batch, action, logprob, value, next_value, self.learning_mask)
         if not self.rollout.full:
             return {}
         metrics = self.update()
@@ -162,26 +180,29 @@ class PPOAgent(Agent):
     # -- learning -----------------------------------------------------------------------------------
 
     def update(self) -> dict[str, float]:
-        """GAE on the full rollout, then ``n_epochs`` passes of shuffled minibatch gradient steps."""
+        """GAE on the full rollout, then ``n_epochs`` passes of shuffled minibatch gradient steps over the
+        rows that may be learnt from (every transition unless a learning mask excluded some)."""
         cfg = self.cfg
         stats = self.rollout.compute_advantages(cfg.gamma, cfg.gae_lambda)
         self.last_rollout_stats = stats
-        valid = stats.valid.reshape(-1)
+        rows = stats.learn.reshape(-1)  # transitions (valid) that the losses may use
+        extra = {} if self.learning_mask is None else {"learn_fraction": float(rows.sum() / max(stats.valid.sum(), 1))}
 
         def flat(array: np.ndarray) -> torch.Tensor:
-            """[T, N, ...] -> [T * N, ...] rows that are transitions, on the device."""
-            return torch.as_tensor(array.reshape(-1, *array.shape[2:])[valid], device=self.device)
+            """[T, N, ...] -> [T * N, ...] rows that are learnt from, on the device."""
+            return torch.as_tensor(array.reshape(-1, *array.shape[2:])[rows], device=self.device)
 
         obs, actions = flat(self.rollout.obs), flat(self.rollout.actions)
         old_logprobs, old_values = flat(self.rollout.logprobs), flat(self.rollout.values)
         advantages, returns = flat(stats.advantages), flat(stats.returns)
         batch_size = len(obs)
-        if batch_size == 0:
-            return {}
         if cfg.anneal_lr:
             done_fraction = self.updates * cfg.n_steps * self.num_envs / cfg.anneal_lr_steps
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * max(0.0, 1.0 - done_fraction)
+        self.updates += 1  # rollouts consumed, learnt from or not: the lr schedule counts env steps
+        if batch_size == 0:
+            return extra
 
         minibatch_size = math.ceil(batch_size / cfg.n_minibatches)
         totals = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clipfrac": 0.0}
@@ -209,7 +230,6 @@ class PPOAgent(Agent):
                 steps += 1
             if cfg.target_kl is not None and np.mean(epoch_kl) > cfg.target_kl:
                 break
-        self.updates += 1
         metrics = {key: total / steps for key, total in totals.items()}
         metrics.update(
             approx_kl=float(np.mean(epoch_kl)),
@@ -217,6 +237,7 @@ class PPOAgent(Agent):
             epochs=float(epoch + 1),
             lr=self.optimizer.param_groups[0]["lr"],
             updates=float(self.updates),
+            **extra,
         )
         return metrics
 
@@ -230,5 +251,11 @@ class PPOAgent(Agent):
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
-        self.rollout.load_state_dict(state["rollout"])
+        rollout = state["rollout"]
+        if rollout["valid"].ndim == 2 and rollout["valid"].shape[1] != self.num_envs:
+            # Rebuilt for another number of envs (rl-eval plays one): the policy is all that matters; the
+            # half-collected rollout is training data of the other envs and is dropped.
+            self.rollout.reset()
+        else:
+            self.rollout.load_state_dict(rollout)
         self._pending = None

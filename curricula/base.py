@@ -1,7 +1,19 @@
 """The teacher contract shared by every curriculum.
 
-A teacher proposes levels of a continuous parameter space (a box ``[low, high]``) and learns from the
-scores the student obtained on them:
+Every teacher (``LevelTeacher``) proposes levels and learns from the scores the student obtained on them:
+``sample(n)``, ``update(levels, scores)``, ``state_dict``/``load_state_dict``, ``log_scalars``, ``plot``.
+Teachers differ in the *kind* of level they produce (``level_kind``), and an env family declares the kind
+it plays (see ``runners.curriculum.build_teacher``):
+
+* ``box``: a continuous parameter vector inside a box ``[low, high]`` (``Teacher`` below: Random, ALP-GMM,
+  Covar-GMM, RIAC on BipedalWalker and the toy testbed); scores are episodic returns;
+* ``maze``: an encoded maze layout (``curricula.maze_teacher``: DR, PLR, DRED); scores are computed by the
+  runner from the student's rollouts (value losses), see ``LevelTeacher.score_kind``.
+
+Teachers that want some episodes played without the student learning from them (robust PLR and DRED
+evaluate new levels first) answer ``sample_for_training(n)`` with a mask next to the levels.
+
+Box teachers:
 
     teacher = ALPGMM(ALPGMMConfig(), low=[0, 0], high=[3, 6], seed=0)
     levels = teacher.sample(n)             # list of n parameter vectors, each inside the box
@@ -39,10 +51,20 @@ _BOUND_TOLERANCE = 1e-5
 
 
 @dataclass
-class TeacherConfig:
-    """Base of every teacher config. ``name`` is the registry name (``curriculum=NAME``)."""
+class LevelTeacherConfig:
+    """Base of every teacher config: its fields are the ``curriculum.*`` overrides. ``name`` is the registry
+    name (``curriculum=NAME``)."""
 
     name: str = "?"
+
+    def validate(self) -> None:
+        """Raise ValueError (one line) for a bad field value."""
+
+
+@dataclass
+class TeacherConfig(LevelTeacherConfig):
+    """Base of the box teachers' configs."""
+
     # Episodic returns are mapped linearly from [score_low, score_high] to a competence in [0, 1]
     # (clipped), as teachDeepRL's controller does; None = scores are competences already.
     score_low: float | None = None
@@ -99,9 +121,66 @@ def to_array(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy().astype(np.float64)
 
 
-class Teacher:
-    """Base class: bounds, generator, input checks and the state-dict frame; subclasses hold the method."""
+# Scores a teacher may ask for (``LevelTeacher.score_kind``); the runner computes all but ``return`` from
+# the student's published rollout statistics (per-step GAE advantages A_t and values V_t of the episode):
+SCORE_KINDS = {
+    "return": "the episodic return",
+    "pvl": "positive value loss, mean_t max(A_t, 0)",
+    "l1vl": "L1 value loss, mean_t |A_t|",
+    # mean_t (R - V_t) with R the episode's own return; a teacher that remembers the best return R_max of
+    # the level turns it into MaxMC = mean_t (R_max - V_t) by adding R_max - R.
+    "maxmc": "MaxMC, mean_t (best return on the level - V_t)",
+}
 
+
+class LevelTeacher:
+    """The contract every teacher implements, whatever its kind of level."""
+
+    level_kind: ClassVar[str] = "?"  # "box" | "maze": what ``sample`` returns and ``update`` accepts
+    config_class: ClassVar[type[LevelTeacherConfig]] = LevelTeacherConfig
+
+    cfg: LevelTeacherConfig
+    seed: int
+    rng: np.random.Generator
+
+    @property
+    def score_kind(self) -> str:
+        """Which score ``update`` expects (a key of ``SCORE_KINDS``): the config's ``score``, else returns."""
+        return getattr(self.cfg, "score", "return")
+
+    def sample(self, n: int) -> list[Any]:
+        raise NotImplementedError
+
+    def sample_for_training(self, n: int) -> tuple[list[Any], np.ndarray]:
+        """``n`` levels and, per level, whether the student may learn from its episode (False: the episode
+        only scores the level, e.g. robust PLR's new levels). Default: ``sample(n)``, all learnt from."""
+        return self.sample(n), np.ones(n, dtype=bool)
+
+    def update(self, levels: Sequence[Any], scores: Sequence[float], returns: Sequence[float] | None = None,
+               lengths: Sequence[int] | None = None) -> None:
+        """Learn from the scores (of ``score_kind``) the student obtained on ``levels``; ``returns`` and
+        ``lengths`` are the episodes' returns and numbers of steps, for teachers that need them."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def log_scalars(self) -> dict[str, float]:
+        """Scalars worth a curve in TensorBoard (the runner prefixes them)."""
+        return {}
+
+    def plot(self, path: str | Path) -> None:
+        """Write a PNG of what the teacher currently samples."""
+        raise NotImplementedError
+
+
+class Teacher(LevelTeacher):
+    """Box teachers: bounds, generator, input checks and the state-dict frame; subclasses hold the method."""
+
+    level_kind: ClassVar[str] = "box"
     config_class: ClassVar[type[TeacherConfig]] = TeacherConfig
 
     def __init__(self, cfg: TeacherConfig, low: Any, high: Any, seed: int) -> None:
@@ -123,8 +202,10 @@ class Teacher:
             raise ValueError(f"cannot sample a negative number of levels ({n})")
         return [self._sample_one() for _ in range(n)]
 
-    def update(self, levels: Sequence[Any], scores: Sequence[float]) -> None:
-        """Learn from the scores the student obtained on ``levels`` (processed one episode at a time)."""
+    def update(self, levels: Sequence[Any], scores: Sequence[float], returns: Sequence[float] | None = None,
+               lengths: Sequence[int] | None = None) -> None:
+        """Learn from the scores (episodic returns) the student obtained on ``levels``, processed one
+        episode at a time; ``returns`` and ``lengths`` are not used by box teachers."""
         levels_arr = self._check_levels(levels)
         scores_arr = np.asarray(scores, dtype=np.float64).reshape(-1)
         if scores_arr.size != len(levels_arr):
@@ -156,10 +237,6 @@ class Teacher:
         self.seed = int(state["seed"])
         self.rng.bit_generator.state = state["rng"]
         self._load(state)
-
-    def log_scalars(self) -> dict[str, float]:
-        """Scalars worth a curve in TensorBoard (the runner prefixes them)."""
-        return {}
 
     def plot(self, path: str | Path) -> None:
         """Write a PNG of the current sampling distribution (first two parameter dimensions)."""

@@ -11,6 +11,7 @@ from envs.base import AUTORESET_MODE, EnvSpec
 from envs.bipedal import BipedalSpec
 from envs.dmc import DMCSpec
 from envs.locomotion import MujocoLocomotionSpec
+from envs.maze import MazeSpec
 from envs.minigrid_env import MiniGridSpec
 from envs.pointmaze import PointMazeSpec
 from envs.procgen_env import ProcgenSpec
@@ -28,6 +29,7 @@ ENVS: dict[str, EnvSpec] = {
     "minigrid": MiniGridSpec(name="minigrid"),
     "procgen": ProcgenSpec(name="procgen"),
     "bipedal": BipedalSpec(name="bipedal"),
+    "maze": MazeSpec(name="maze"),
 }
 
 __all__ = ["AUTORESET_MODE", "ENVS", "EnvSpec"]

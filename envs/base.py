@@ -34,6 +34,8 @@ class EnvSpec:
 
     # Families whose native vectorised implementation should be used instead of Sync/Async wrappers.
     native_vector: ClassVar[bool] = False
+    # Evaluation suites ``rl-eval`` adds for every run on this env (e.g. the named mazes of ``env=maze``).
+    report_suites: ClassVar[tuple[str, ...]] = ()
     provides_final_obs: ClassVar[bool] = True
 
     def validate(self) -> None:

@@ -11,6 +11,8 @@
 |                          | the native batched env                    |                                 |
 | openrl/ParametricBipedal-v0 | envs.bipedal.ParametricBipedalWalker | 2000 (teachDeepRL's max_ep_len) |
 |                          | (body=, track=, level_low=, level_high=)  |                                 |
+| openrl/Maze-v0           | envs.maze.MazeEnv (size=, max_steps=,     | MiniGrid's own max_steps (250)  |
+|                          | obs=): levels set at reset                |                                 |
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def _ids() -> dict[str, dict]:
                               "vector_entry_point": "envs.procgen_env:ProcgenVectorEnv"},
         "openrl/ParametricBipedal-v0": {"entry_point": "envs.bipedal:ParametricBipedalWalker",
                                         "max_episode_steps": BIPEDAL_STEPS},
+        "openrl/Maze-v0": {"entry_point": "envs.maze:MazeEnv"},
     }
     for robot in ROBOTS:
         ids[f"openrl/{robot}-v0"] = {"entry_point": "envs.locomotion:make_locomotion", "kwargs": {"robot": robot},

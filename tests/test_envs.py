@@ -90,6 +90,8 @@ CHECK_CASES = [
     ("openrl/MiniGrid-v0", {"obs": "full"}, False, False),
     ("openrl/Procgen-v0", {"game": "coinrun"}, False, True),
     ("openrl/ParametricBipedal-v0", {}, False, False),  # "human" listed, so render not checked headless
+    ("openrl/Maze-v0", {}, False, False),
+    ("openrl/Maze-v0", {"obs": "flat"}, False, False),
 ]
 
 
