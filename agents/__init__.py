@@ -8,6 +8,8 @@ different config defaults.
 from __future__ import annotations
 
 from agents.base import Agent, AgentConfig, Transition
+from agents.gcbc import GCBCAgent, GCBCConfig
+from agents.hilp import HILPAgent, HILPConfig
 from agents.metra import DIAYNConfig, LSDConfig, METRAAgent, METRAConfig
 from agents.ppo import PPOAgent, PPOConfig
 from agents.random_agent import RandomAgent, RandomConfig
@@ -20,6 +22,8 @@ AGENTS: dict[str, tuple[type[AgentConfig], type[Agent]]] = {
     "metra": (METRAConfig, METRAAgent),
     "lsd": (LSDConfig, METRAAgent),
     "diayn": (DIAYNConfig, METRAAgent),
+    "hilp": (HILPConfig, HILPAgent),
+    "gcbc": (GCBCConfig, GCBCAgent),
 }
 
 __all__ = ["AGENTS", "Agent", "AgentConfig", "Transition"]

@@ -61,6 +61,10 @@ class Agent:
     eval_suites: ClassVar[tuple[str, ...]] = ("returns",)
     # Further suites ``rl-eval`` runs by default, too long for periodic evaluation during training.
     report_suites: ClassVar[tuple[str, ...]] = ()
+    # Offline agents (HILP, GCBC) learn from a dataset, never from env steps: ``runners.offline`` calls
+    # ``set_dataset(dataset, source)`` once (an ``envs.datasets.TransitionDataset`` and its path), then
+    # ``gradient_step() -> dict[str, float]`` once per step of ``steps``; ``observe`` is never called.
+    offline: ClassVar[bool] = False
 
     def __init__(
         self,

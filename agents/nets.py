@@ -11,7 +11,8 @@ flat float feature vector. ``make_encoder`` picks one from the observation space
   the cells hold small category codes (object, colour, state), not intensities, so each code gets a
   learned embedding instead of being scaled like a pixel.
 
-Action spaces are handled in the agents' own modules; this file only builds ``nn.Module`` objects.
+Action spaces are handled in the agents' own modules; this file only builds ``nn.Module`` objects: SAC's
+squashed actor and critics, IQL's value and AWR's Gaussian actor, PPO's actor-critic.
 """
 
 from __future__ import annotations
@@ -247,13 +248,14 @@ class SquashedGaussianActor(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """Q(s, a, context) for normalised actions a in [-1, 1]^d."""
+    """Q(s, a, context) for normalised actions a in [-1, 1]^d. ``layer_norm`` and ``activation`` as in ``mlp``
+    (IQL-style learners use LayerNorm and GELU; SAC the defaults)."""
 
     def __init__(self, encoder: nn.Module, feature_dim: int, context_dim: int, action_dim: int,
-                 hidden_sizes: Sequence[int]) -> None:
+                 hidden_sizes: Sequence[int], layer_norm: bool = False, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         self.encoder = encoder
-        self.trunk = mlp(feature_dim + context_dim + action_dim, hidden_sizes, 1)
+        self.trunk = mlp(feature_dim + context_dim + action_dim, hidden_sizes, 1, activation, layer_norm)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         features = _with_context(self.encoder(obs), context)
@@ -262,6 +264,52 @@ class QNetwork(nn.Module):
 
 def _with_context(features: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
     return features if context is None else torch.cat([features, context.float()], dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# IQL / AWR (agents.iql): a state value and an unsquashed Gaussian policy, both with an optional context.
+
+
+class ValueNetwork(nn.Module):
+    """V(s, context): a scalar per row."""
+
+    def __init__(self, encoder: nn.Module, feature_dim: int, context_dim: int, hidden_sizes: Sequence[int],
+                 layer_norm: bool = False, activation: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.trunk = mlp(feature_dim + context_dim, hidden_sizes, 1, activation, layer_norm)
+
+    def forward(self, obs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        return self.trunk(_with_context(self.encoder(obs), context)).squeeze(-1)
+
+
+class GaussianActor(nn.Module):
+    """pi(a | s, context) = N(mean(s, context), exp(log_std)) with a state-independent log std, no tanh: the
+    policy of advantage-weighted regression (IQL's AWR extraction, behaviour cloning), whose loss is the
+    log-likelihood of dataset actions. Actions live in the normalised box [-1, 1]^d (the caller maps them
+    and clips samples). The mean's last layer starts near zero (weights scaled by ``init_scale``)."""
+
+    LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+    def __init__(self, encoder: nn.Module, feature_dim: int, context_dim: int, action_dim: int,
+                 hidden_sizes: Sequence[int], layer_norm: bool = False, activation: type[nn.Module] = nn.ReLU,
+                 init_scale: float = 1e-2) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.trunk = mlp(feature_dim + context_dim, hidden_sizes, action_dim, activation, layer_norm)
+        with torch.no_grad():
+            self.trunk[-1].weight.mul_(init_scale)
+            self.trunk[-1].bias.zero_()
+        self.log_std = nn.Parameter(torch.zeros(action_dim))
+
+    def forward(self, obs: torch.Tensor, context: torch.Tensor | None = None) -> torch.distributions.Normal:
+        mean = self.trunk(_with_context(self.encoder(obs), context))
+        std = self.log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX).exp().expand_as(mean)
+        return torch.distributions.Normal(mean, std)
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """log pi(a | s, context), summed over action dimensions."""
+        return self(obs, context).log_prob(action).sum(-1)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -123,4 +123,6 @@ def test_levels_suite(ctx: EvalContext) -> dict[str, Any]:
     return {"scalars": scalars, "returns": returns, "levels": [np.asarray(lv).tolist() for lv in levels]}
 
 # Suites of skill agents register themselves on import; at the end because they use this module.
+import runners.maze_eval  # maze suites: mazes, heldout
+import runners.prompt_eval
 import runners.skill_eval  # noqa: F401

@@ -21,11 +21,17 @@ Skill discovery (METRA, Park et al. 2024, and its baselines LSD and DIAYN in the
   pixels), replay 1M (300k from pixels). Hours on a GPU.
 
 The CPU presets keep the agent's CPU-sized learner (see ``agents.metra``).
+
+Offline agents: ``hilp_pointmaze`` and ``gcbc_pointmaze`` shrink the paper's networks to a CPU size
+(``agents.hilp.HILP_CPU``, ``agents.gcbc.GCBC_CPU``: 2 x 128, batch 256, HILP with 8-D skills).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from agents.gcbc import GCBC_CPU
+from agents.hilp import HILP_CPU
 
 SKILL_AGENTS = ("metra", "lsd", "diayn")
 
@@ -62,6 +68,10 @@ def build_presets() -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, str
             paper_agent = {**(PIXEL_PAPER_AGENT if pixels else PAPER_AGENT), **agent_values}
             paper_env = {**env_values, **(PIXEL_ENV if pixels else {})}
             presets[f"{name}_paper"] = _preset(f"{name}_paper", paper_agent, paper_env)
+    # Offline agents: the paper's networks are the defaults; the point maze gets the CPU-sized ones.
+    for agent, values in (("hilp", HILP_CPU), ("gcbc", GCBC_CPU)):
+        presets[f"{agent}_pointmaze"] = _preset(f"{agent}_pointmaze", dict(values), {})
+        targets[f"{agent}_pointmaze"] = (agent, "pointmaze")
     return presets, targets
 
 

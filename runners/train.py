@@ -98,8 +98,8 @@ def eval_suites_for(cfg: DictConfig, agent: Agent, spec: EnvSpec, heldout: bool 
         return list(cfg.eval.suites)
     suites = list(agent.eval_suites)
     if heldout:
-        suites += list(agent.report_suites)
-    if heldout and cfg.curriculum.name != "none" and spec.test_levels() is not None:
+        suites += [s for s in (*agent.report_suites, *spec.report_suites) if s not in suites]
+    if heldout and cfg.curriculum.name != "none" and spec.test_levels() is not None and "heldout" not in suites:
         suites.append("test_levels")
     return suites
 
