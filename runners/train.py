@@ -116,6 +116,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, hooks: TrainHooks
                           f"this suite reads {CHECKPOINT_VERSION}")
     cfg.run_dir = str(run.path)
 
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     num_envs = num_envs_for(cfg)
     envs = make_vector_env(spec, num_envs, cfg.runner.backend, cfg.seed, cfg.runner.num_workers,
