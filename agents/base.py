@@ -19,7 +19,7 @@ their whole state (networks, optimisers, replay data, counters) round-trips thro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -50,6 +50,16 @@ class Transition:
     # True for rows that are not transitions at all: the env's episode was lost with a crashed rollout
     # worker and the row only carries the new episode's first observation. Agents must not learn from them.
     dropped: np.ndarray | None = None
+    # Per-step info fields the env spec declares (e.g. ``cost``, ``xy``, ``level``): one array per key, each
+    # with a leading ``num_envs`` axis.
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# The trainer kinds that drive a method (``Agent.kind``): ``online`` learns from env steps it collects,
+# ``offline`` takes gradient steps on a dataset, ``phased`` runs a sequence of offline/online phases,
+# ``population`` proposes policies that are scored by whole episodes, ``students`` is a teacher owning
+# several student learners that play the same level batch.
+METHOD_KINDS: tuple[str, ...] = ("online", "offline", "phased", "population", "students")
 
 
 class Agent:
@@ -61,10 +71,11 @@ class Agent:
     eval_suites: ClassVar[tuple[str, ...]] = ("returns",)
     # Further suites ``rl-eval`` runs by default, too long for periodic evaluation during training.
     report_suites: ClassVar[tuple[str, ...]] = ()
-    # Offline agents (HILP, GCBC) learn from a dataset, never from env steps: ``runners.offline`` calls
-    # ``set_dataset(dataset, source)`` once (an ``envs.datasets.TransitionDataset`` and its path), then
-    # ``gradient_step() -> dict[str, float]`` once per step of ``steps``; ``observe`` is never called.
-    offline: ClassVar[bool] = False
+    # The trainer kind that drives the method, one of ``METHOD_KINDS``. Offline agents (HILP, GCBC) learn
+    # from a dataset, never from env steps: the offline trainer calls ``set_dataset(dataset, source)`` once
+    # (an ``envs.datasets.TransitionDataset`` and its path), then ``gradient_step() -> dict[str, float]``
+    # once per step of ``steps``; ``observe`` is never called.
+    kind: ClassVar[str] = "online"
 
     def __init__(
         self,
@@ -79,6 +90,16 @@ class Agent:
         self.action_space = action_space
         self.num_envs = num_envs
         self.device = device
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind not in METHOD_KINDS:
+            raise ValueError(f"{cls.__name__}.kind is {cls.kind!r}; valid kinds: {', '.join(METHOD_KINDS)}")
+
+    @property
+    def offline(self) -> bool:
+        """Whether the method learns from a dataset only (``kind == "offline"``)."""
+        return self.kind == "offline"
 
     def seed(self, seed: int) -> None:
         """Seed any generator of the agent's own (torch's global generator is seeded by the runner)."""

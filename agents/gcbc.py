@@ -52,7 +52,7 @@ class GCBCConfig(AgentConfig):
 class GCBCAgent(Agent):
     """pi(a | s, g) cloned from the dataset's actions with hindsight goals."""
 
-    offline: ClassVar[bool] = True
+    kind: ClassVar[str] = "offline"
     eval_suites = ("goal_reaching", "reward_prompting")
     report_suites = ("coverage",)
 

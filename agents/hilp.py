@@ -151,7 +151,7 @@ def uniform_sphere(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
 class HILPAgent(Agent):
     """Hilbert representation phi plus a latent-conditioned IQL policy, learnt from a dataset."""
 
-    offline: ClassVar[bool] = True
+    kind: ClassVar[str] = "offline"
     eval_suites = ("goal_reaching", "goal_planning", "reward_prompting")
     report_suites = ("coverage",)
 
