@@ -65,6 +65,12 @@ class EnvSpec:
         """The box of level parameters a teacher samples from, or None for an env without levels."""
         return None
 
+    def level_kind(self) -> str | None:
+        """The kind of level this env plays, which picks the teachers that apply: ``box`` for a box of
+        continuous parameters (``level_bounds()``), ``maze`` for maze encodings, None for an env without
+        levels. The default reads the level box; families with other encodings override it."""
+        return "box" if self.level_bounds() is not None else None
+
     def score_range(self) -> tuple[float, float] | None:
         """Returns mapped to a [0, 1] competence for teachers (teachDeepRL's reward bounds), if known."""
         return None

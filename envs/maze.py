@@ -512,6 +512,11 @@ class MazeSpec(EnvSpec):
     def level_bounds(self) -> None:
         """Maze levels are integer encodings, not a box: continuous teachers do not apply."""
 
+    def level_kind(self) -> str | None:
+        """``maze`` for the 13x13 mazes the maze teachers generate (``MAZE_SIZE``); other sizes have no
+        teacher."""
+        return "maze" if self.size == MAZE_SIZE else None
+
     def score_range(self) -> tuple[float, float]:
         return (0.0, 1.0)  # MiniGrid's reward is in [0, 1): the return is already a competence
 
