@@ -15,12 +15,17 @@ dict. ``real_next_obs`` is the last observation of the episode where an episode 
 Agents are built from their typed config dataclass, the spaces and the number of parallel envs, and
 their whole state (networks, optimisers, replay data, counters) round-trips through ``state_dict`` /
 ``load_state_dict`` as plain tensors, never pickled objects.
+
+Beyond ``act``/``observe``, what a method offers is declared, not probed: the ``typing.Protocol``s below
+name the contracts runners and suites rely on (a skill agent, its representation and prompts, an offline
+learner, a student that publishes rollout scores), checked with ``isinstance`` and, where a run needs
+one, with ``require_contract`` (a one-line error naming what is missing).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -95,6 +100,9 @@ class Agent:
         super().__init_subclass__(**kwargs)
         if cls.kind not in METHOD_KINDS:
             raise ValueError(f"{cls.__name__}.kind is {cls.kind!r}; valid kinds: {', '.join(METHOD_KINDS)}")
+        if cls.kind == "offline" and not issubclass(cls, OfflineLearner):
+            lacking = [name for name in contract_members(OfflineLearner) if not hasattr(cls, name)]
+            raise TypeError(f"{cls.__name__} is an offline method but lacks {', '.join(lacking)} (OfflineLearner)")
 
     @property
     def offline(self) -> bool:
@@ -118,3 +126,100 @@ class Agent:
 
     def reset_episodes(self, done: np.ndarray) -> None:
         """Called with a mask of envs whose episode ended (recurrent or skill agents reset per-env state)."""
+
+
+# -- contracts -------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class SkillAgent(Protocol):
+    """A policy pi(a | s, z) over skills z drawn from a prior p(z) (METRA, LSD, DIAYN, HILP; GCBC with goal
+    observations as skills): what the skill evaluation suites drive."""
+
+    @property
+    def skill_dim(self) -> int:
+        """The size of z."""
+
+    def sample_skills(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n skills from the prior, shape (n, skill_dim)."""
+
+    def act_with_skill(self, obs: np.ndarray, z: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """pi(a | s, z) for a batch of observations and one skill per row."""
+
+
+@runtime_checkable
+class SkillRepresentation(Protocol):
+    """phi: S -> R^D, the state representation skills live in (coverage, prompting by regression, planning)."""
+
+    def phi(self, obs: np.ndarray) -> np.ndarray:
+        """phi(s) for a batch of observations."""
+
+
+@runtime_checkable
+class GoalPrompted(Protocol):
+    """An agent's own zero-shot goal prompt (else suites use (phi(g) - phi(s)) / ||phi(g) - phi(s)||)."""
+
+    def goal_skill(self, obs: np.ndarray, goal_obs: np.ndarray) -> np.ndarray:
+        """The skill that heads from each s to its goal g."""
+
+
+@runtime_checkable
+class PlanPrompted(Protocol):
+    """Goal prompting through subgoals found among dataset states in the representation (HILP-Plan)."""
+
+    def planned_goal_skill(self, obs: np.ndarray, goal_obs: np.ndarray, waypoint_phis: Any) -> np.ndarray:
+        """The skill towards the subgoal planned between s and g among ``waypoint_phis``."""
+
+
+@runtime_checkable
+class RewardPrompted(Protocol):
+    """An agent's own zero-shot reward prompt (else suites regress the rewards on phi(s'))."""
+
+    def reward_skill(self, next_obs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        """The skill for the reward labelled on these successor states."""
+
+
+@runtime_checkable
+class OfflineLearner(Protocol):
+    """A method that learns from a dataset (``kind == "offline"``): ``set_dataset`` once, then one
+    ``gradient_step`` per training step."""
+
+    def set_dataset(self, dataset: Any, source: str | None = None) -> None:
+        """The transitions to learn from (``envs.datasets.TransitionDataset``) and their path."""
+
+    def gradient_step(self) -> dict[str, float]:
+        """One update; its training scalars."""
+
+
+@runtime_checkable
+class ScoredStudent(Protocol):
+    """A student whose levels can be scored by value losses and whose learning can be masked per env (PPO
+    under PLR/DRED): after every update it publishes the rollout's per-step advantages and values."""
+
+    last_rollout_stats: Any  # None before the first update
+    learning_mask: np.ndarray | None  # per env: learn from its transitions; None = all
+
+    def set_learning_mask(self, mask: np.ndarray) -> None:
+        """Per env, whether the student learns from the episode it plays next."""
+
+
+def contract_members(contract: type) -> tuple[str, ...]:
+    """The attributes and methods a contract (one of the protocols above) asks for."""
+    names = [*getattr(contract, "__annotations__", {}),
+             *(name for name, value in vars(contract).items()
+               if not name.startswith("_") and (callable(value) or isinstance(value, property)))]
+    return tuple(dict.fromkeys(names))
+
+
+def missing_members(obj: Any, contract: type) -> list[str]:
+    """The members of ``contract`` that ``obj`` lacks (empty when ``isinstance(obj, contract)``)."""
+    return [name for name in contract_members(contract) if not hasattr(obj, name)]
+
+
+def require_contract(agent: Any, contract: type, needed_by: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` (one line) unless ``agent`` implements ``contract``, naming what it lacks."""
+    if isinstance(agent, contract):
+        return
+    name = getattr(getattr(agent, "cfg", None), "name", type(agent).__name__)
+    raise error(f"{needed_by} needs a {contract.__name__} agent ({', '.join(contract_members(contract))}); "
+                f"agent {name!r} lacks {', '.join(missing_members(agent, contract))}")

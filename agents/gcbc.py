@@ -13,13 +13,14 @@ CPU-sized setting of the point-maze benchmark, HILP_CPU's policy size (2 x 128 u
 choices, not a reference implementation's: uniform future goals including the next state (the usual
 hindsight relabelling), the state reached after step j rather than the one before it.
 
-Evaluation through the skill hooks (``runners.skill_eval``), with the goal observation as the "skill":
+An ``OfflineLearner`` (``agents.base``), evaluated through the skill contracts (``runners.skill_eval``) with
+the goal observation as the "skill", held per episode as every skill agent's (``agents.skills``):
 ``skill_dim`` is the observation's size, ``phi`` is the identity (the flattened observation),
 ``goal_skill(obs, goal_obs)`` returns the goal observation and ``act_with_skill(obs, goal)`` is the policy;
 ``sample_skills`` draws dataset states from a bank of up to ``goal_bank_size`` observations kept with the
 agent (so coverage and rl-eval work without the dataset). Reward prompting (``runners.prompt_eval``) asks
-``reward_skill``: GCBC has no reward representation, so its zero-shot answer is to head for the labelled
-sample with the highest reward.
+``reward_skill`` (``RewardPrompted``): GCBC has no reward representation, so its zero-shot answer is to head
+for the labelled sample with the highest reward.
 
 Vector observations only: a goal image would need its own encoder.
 """
@@ -33,9 +34,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import Agent, AgentConfig
+from agents.base import AgentConfig
 from agents.iql import ActionScaler, OfflineData, check_box_actions
 from agents.nets import FlatEncoder, GaussianActor, encoder_kind_for
+from agents.skills import SkillConditionedAgent
 
 GCBC_CPU: dict[str, Any] = {"hidden_sizes": [128, 128], "batch_size": 256}  # HILP_CPU's policy size
 
@@ -49,7 +51,7 @@ class GCBCConfig(AgentConfig):
     goal_bank_size: int = 1024  # dataset observations kept for sample_skills
 
 
-class GCBCAgent(Agent):
+class GCBCAgent(SkillConditionedAgent):
     """pi(a | s, g) cloned from the dataset's actions with hindsight goals."""
 
     kind: ClassVar[str] = "offline"
@@ -72,14 +74,11 @@ class GCBCAgent(Agent):
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         self.rng = np.random.default_rng()
         self.goal_bank = np.zeros((1, self.obs_dim), np.float32)  # replaced by dataset states in set_dataset
-        self.goals = self.sample_skills(num_envs, self.rng)  # each env's episode goal in ``act``
+        self.init_skills()  # z: each env's episode goal in ``act``
         self.data: OfflineData | None = None
         self.dataset: Any = None
         self.dataset_path: str | None = None
         self.updates = 0
-
-    def seed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
 
     def set_dataset(self, dataset: Any, source: str | None = None) -> None:
         self.data = OfflineData(dataset, self.device)
@@ -87,7 +86,7 @@ class GCBCAgent(Agent):
         n = min(self.cfg.goal_bank_size, len(self.data))
         rows = np.random.default_rng(0).choice(len(self.data), n, replace=False)
         self.goal_bank = self.flat(self.data.next_observations[rows])
-        self.goals = self.sample_skills(self.num_envs, self.rng)
+        self.init_skills()
 
     # -- skill hooks: the goal observation is the skill ------------------------------------------------
 
@@ -120,14 +119,6 @@ class GCBCAgent(Agent):
         action = self.actions.to_env(dist.mean if deterministic else dist.sample())
         return action.cpu().numpy().astype(self.action_space.dtype)
 
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return self.act_with_skill(obs, self.goals[np.arange(len(obs)) % self.num_envs], deterministic)
-
-    def reset_episodes(self, done: np.ndarray) -> None:
-        done = np.asarray(done, bool)
-        if done.any():
-            self.goals[done] = self.sample_skills(int(done.sum()), self.rng)
-
     # -- learning -----------------------------------------------------------------------------------
 
     def gradient_step(self) -> dict[str, float]:
@@ -152,15 +143,15 @@ class GCBCAgent(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "goal_bank": torch.from_numpy(self.goal_bank.copy()), "goals": torch.from_numpy(self.goals.copy()),
-                "rng": self.rng.bit_generator.state, "updates": self.updates, "dataset_path": self.dataset_path or ""}
+                "goal_bank": torch.from_numpy(self.goal_bank.copy()), **self.skill_state(), "updates": self.updates,
+                "dataset_path": self.dataset_path or ""}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.goal_bank = state["goal_bank"].cpu().numpy().copy()
-        self.rng.bit_generator.state = state["rng"]
         self.updates = int(state["updates"])
         self.dataset_path = self.dataset_path or state.get("dataset_path") or None
-        goals = state["goals"].cpu().numpy()
-        self.goals = goals.copy() if goals.shape == self.goals.shape else self.sample_skills(self.num_envs, self.rng)
+        if "goals" in state:  # checkpoints written before the shared skill state kept the goals under "goals"
+            state = {**state, "z": state["goals"]}
+        self.load_skill_state(state)

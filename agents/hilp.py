@@ -57,10 +57,11 @@ Where this module departs from the authors' code (seohongpark/HILP, ``hilp_gcrl`
 * The skill critic bootstraps through episode ends (``done`` = 0), as the code does: the intrinsic reward
   does not stop when the environment's episode does.
 
-Offline agent (``runners.offline``): ``set_dataset(dataset, source)`` once, then ``gradient_step()``.
-Evaluation hooks (``runners.skill_eval``): ``skill_dim``, ``sample_skills(n, rng)``,
-``act_with_skill(obs, z, deterministic)``, ``phi(obs)`` and ``goal_skill(obs, goal_obs)``; HILP-Plan's
-``planned_goal_skill(obs, goal_obs, waypoint_phis)`` (``runners.prompt_eval``).
+Contracts (``agents.base``): an ``OfflineLearner`` (``kind = "offline"``, ``runners.trainers.offline``:
+``set_dataset(dataset, source)`` once, then ``gradient_step()``); a ``SkillAgent`` (``skill_dim``,
+``sample_skills(n, rng)``, ``act_with_skill(obs, z, deterministic)``; per-episode skills from ``agents.skills``)
+with a ``SkillRepresentation`` (``phi(obs)``), ``GoalPrompted`` (``goal_skill(obs, goal_obs)``) and
+``PlanPrompted`` (HILP-Plan's ``planned_goal_skill(obs, goal_obs, waypoint_phis)``, ``runners.prompt_eval``).
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, AgentConfig
+from agents.base import AgentConfig
 from agents.iql import IQL, IQLConfig, OfflineData, check_box_actions, expectile_loss
 from agents.nets import make_encoder, mlp
+from agents.skills import SkillConditionedAgent, unit_direction
 
 # The CPU-sized point-maze setting (agent.* overrides) of the benchmark; see the module docstring.
 HILP_CPU: dict[str, Any] = {"hidden_sizes": [128, 128], "batch_size": 256, "skill_dim": 8}
@@ -148,7 +150,7 @@ def uniform_sphere(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
 
 
-class HILPAgent(Agent):
+class HILPAgent(SkillConditionedAgent):
     """Hilbert representation phi plus a latent-conditioned IQL policy, learnt from a dataset."""
 
     kind: ClassVar[str] = "offline"
@@ -172,15 +174,11 @@ class HILPAgent(Agent):
                             hidden_sizes=list(cfg.hidden_sizes), layer_norm=cfg.layer_norm, encoder=cfg.encoder)
         self.iql = IQL(iql_cfg, observation_space, action_space, device, context_dim=cfg.skill_dim, name=cfg.name)
         self.rng = np.random.default_rng()  # batches, goals and skills
-        self.z = self.sample_skills(num_envs, self.rng)  # the skill each env's episode follows in ``act``
+        self.init_skills()  # z: the skill each env's episode follows in ``act``
         self.data: OfflineData | None = None
         self.dataset: Any = None  # the TransitionDataset given to ``set_dataset`` (reward prompting reads it)
         self.dataset_path: str | None = None  # where it came from; kept in the checkpoint for rl-eval
         self.updates = 0
-
-    def seed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.z = self.sample_skills(self.num_envs, self.rng)
 
     def set_dataset(self, dataset: Any, source: str | None = None) -> None:
         """The transitions to learn from (``envs.datasets.TransitionDataset``) and their path."""
@@ -197,22 +195,10 @@ class HILPAgent(Agent):
         """z uniform on the unit sphere of R^D."""
         return uniform_sphere(n, self.cfg.skill_dim, rng)
 
-    def reset_episodes(self, done: np.ndarray) -> None:
-        done = np.asarray(done, bool)
-        if done.any():
-            self.z[done] = self.sample_skills(int(done.sum()), self.rng)
-
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), device=self.device)
-
     def act_with_skill(self, obs: np.ndarray, z: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """pi(a | s, z) for a batch of observations and one skill per row."""
         action = self.iql.act(self._tensor(obs), self._tensor(z).float(), deterministic)
         return action.cpu().numpy().astype(self.action_space.dtype)
-
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Each env follows its episode's random skill (a batch of another size uses envs 0, 1, ... in turn)."""
-        return self.act_with_skill(obs, self.z[np.arange(len(obs)) % self.num_envs], deterministic)
 
     @torch.no_grad()
     def phi(self, obs: np.ndarray) -> np.ndarray:
@@ -221,18 +207,13 @@ class HILPAgent(Agent):
 
     def goal_skill(self, obs: np.ndarray, goal_obs: np.ndarray) -> np.ndarray:
         """z = (phi(g) - phi(s)) / ||phi(g) - phi(s)||: the direction of the goal in the Hilbert space."""
-        return self.direction(self.phi(obs), self.phi(goal_obs))
-
-    @staticmethod
-    def direction(phi_s: np.ndarray, phi_g: np.ndarray) -> np.ndarray:
-        direction = phi_g - phi_s
-        return (direction / np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-8)).astype(np.float32)
+        return unit_direction(self.phi(obs), self.phi(goal_obs))
 
     def planned_goal_skill(self, obs: np.ndarray, goal_obs: np.ndarray, waypoint_phis: np.ndarray | torch.Tensor) -> np.ndarray:
         """HILP-Plan: z towards the subgoal ``plan_subgoal`` finds among ``waypoint_phis`` (phi of dataset states)."""
         phi_s = self.phi(obs)
         subgoal = plan_subgoal(phi_s, self.phi(goal_obs), waypoint_phis, self.cfg.planning_recursions, self.cfg.planning_knns)
-        return self.direction(phi_s, subgoal)
+        return unit_direction(phi_s, subgoal)
 
     # -- learning -----------------------------------------------------------------------------------
 
@@ -291,17 +272,14 @@ class HILPAgent(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {"phi": self.phi_nets.state_dict(), "phi_targets": self.phi_targets.state_dict(),
-                "phi_optimizer": self.phi_optimizer.state_dict(), "iql": self.iql.state_dict(),
-                "z": torch.from_numpy(self.z.copy()), "rng": self.rng.bit_generator.state, "updates": self.updates,
-                "dataset_path": self.dataset_path or ""}
+                "phi_optimizer": self.phi_optimizer.state_dict(), "iql": self.iql.state_dict(), **self.skill_state(),
+                "updates": self.updates, "dataset_path": self.dataset_path or ""}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.phi_nets.load_state_dict(state["phi"])
         self.phi_targets.load_state_dict(state["phi_targets"])
         self.phi_optimizer.load_state_dict(state["phi_optimizer"])
         self.iql.load_state_dict(state["iql"])
-        self.rng.bit_generator.state = state["rng"]
-        z = state["z"].cpu().numpy()
-        self.z = z.copy() if z.shape == self.z.shape else self.sample_skills(self.num_envs, self.rng)
+        self.load_skill_state(state)
         self.updates = int(state["updates"])
         self.dataset_path = self.dataset_path or state.get("dataset_path") or None

@@ -49,8 +49,9 @@ Variants (``variant``), each a registry entry with its own defaults:
 Pixel observations: phi and all SAC networks use the METRA CNN (``agents.nets.metra_cnn``) unless
 ``encoder`` names another one.
 
-Evaluation hooks (``runners.skill_eval``): ``skill_dim``, ``sample_skills(n, rng)``,
-``act_with_skill(obs, z, deterministic)``, ``phi(obs)`` and ``goal_skill(obs, goal_obs)``.
+Contracts (``agents.base``): a ``SkillAgent`` (``skill_dim``, ``sample_skills(n, rng)``, ``act_with_skill(obs,
+z, deterministic)``; the per-episode skills are ``agents.skills``'), a ``SkillRepresentation`` (``phi(obs)``) and
+``GoalPrompted`` (``goal_skill(obs, goal_obs)``), driven by ``runners.skill_eval``.
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.base import Agent, Transition
+from agents.base import Transition
 from agents.buffers import ReplayBuffer
 from agents.nets import encoder_kind_for, make_encoder, mlp
 from agents.sac import SAC, SACConfig, check_continuous_actions, gradient_rounds, real_transitions
+from agents.skills import SkillConditionedAgent, unit_direction
 
 VARIANTS = ("metra", "lsd", "diayn")
 
@@ -141,7 +143,7 @@ class Phi(nn.Module):
         return self.head(self.encoder(obs))
 
 
-class METRAAgent(Agent):
+class METRAAgent(SkillConditionedAgent):
     """Skill discovery by METRA, LSD or DIAYN, with SAC as the skill-conditioned policy learner."""
 
     eval_suites = ("returns", "coverage", "goal_reaching")
@@ -173,7 +175,7 @@ class METRAAgent(Agent):
         self.buffer = ReplayBuffer.for_spaces(cfg.buffer_size, observation_space, action_space, device,
                                               extra_fields={"z": ((cfg.skill_dim,), np.float32)})
         self.rng = np.random.default_rng()  # skills and replay sampling
-        self.z = self.sample_skills(num_envs, self.rng)  # the skill each env's current episode follows
+        self.init_skills()  # z: the skill each env's current episode follows
         self.env_steps = 0
         self.updates = 0
 
@@ -184,10 +186,6 @@ class METRAAgent(Agent):
     @property
     def lam(self) -> torch.Tensor:
         return self.log_lambda.detach().exp()
-
-    def seed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.z = self.sample_skills(self.num_envs, self.rng)
 
     # -- skills --------------------------------------------------------------------------------------
 
@@ -208,27 +206,12 @@ class METRAAgent(Agent):
             z /= np.linalg.norm(z, axis=1, keepdims=True)
         return z.astype(np.float32)
 
-    def reset_episodes(self, done: np.ndarray) -> None:
-        """A new skill for every env whose episode ended: one z per trajectory."""
-        done = np.asarray(done, bool)
-        if done.any():
-            self.z[done] = self.sample_skills(int(done.sum()), self.rng)
-
-    # -- acting --------------------------------------------------------------------------------------
-
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), device=self.device)
+    # -- acting (``act``: each env with its episode's skill, see ``agents.skills``) -------------------
 
     def act_with_skill(self, obs: np.ndarray, z: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """pi(a | s, z) for a batch of observations and one skill per row."""
         action = self.sac.act(self._tensor(obs), self._tensor(z).float(), deterministic)
         return action.cpu().numpy().astype(self.action_space.dtype)
-
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Each env acts with its current skill. A batch of another size (an evaluation env) uses the
-        skills of envs 0, 1, ... in turn."""
-        z = self.z[np.arange(len(obs)) % self.num_envs]
-        return self.act_with_skill(obs, z, deterministic)
 
     # -- representation ------------------------------------------------------------------------------
 
@@ -242,13 +225,13 @@ class METRAAgent(Agent):
         i.e. (phi(g) - phi(s)) / ||phi(g) - phi(s)|| for continuous skills and the one-hot whose centred
         direction has the largest inner product (the argmax of phi(g) - phi(s)) for discrete ones.
         DIAYN: the mode of q(z | g)."""
-        direction = self.phi(goal_obs) - (0.0 if self.cfg.variant == "diayn" else self.phi(obs))
+        phi_g = self.phi(goal_obs)
+        phi_s = np.zeros_like(phi_g) if self.cfg.variant == "diayn" else self.phi(obs)
         if self.cfg.discrete_skills:
-            return np.eye(self.skill_dim, dtype=np.float32)[direction.argmax(axis=1)]
+            return np.eye(self.skill_dim, dtype=np.float32)[(phi_g - phi_s).argmax(axis=1)]
         if self.cfg.variant == "diayn":
-            return direction.astype(np.float32)
-        norm = np.linalg.norm(direction, axis=1, keepdims=True)
-        return (direction / np.maximum(norm, 1e-8)).astype(np.float32)
+            return phi_g.astype(np.float32)
+        return unit_direction(phi_s, phi_g)
 
     def intrinsic_reward(self, phi_s: torch.Tensor, phi_next: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """METRA/LSD: r = (phi(s') - phi(s))^T z (centred z for discrete skills).
@@ -319,8 +302,7 @@ class METRAAgent(Agent):
             "log_lambda": self.log_lambda.detach().clone(),
             "lambda_optimizer": self.lambda_optimizer.state_dict(),
             "buffer": self.buffer.state_dict(),
-            "z": torch.from_numpy(self.z.copy()),
-            "rng": self.rng.bit_generator.state,
+            **self.skill_state(),
             "env_steps": self.env_steps,
             "updates": self.updates,
         }
@@ -333,8 +315,5 @@ class METRAAgent(Agent):
             self.log_lambda.copy_(state["log_lambda"])
         self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
         self.buffer.load_state_dict(state["buffer"])
-        self.rng.bit_generator.state = state["rng"]
-        # rl-eval rebuilds the agent with one env: running skills only carry over to the same env count.
-        z = state["z"].cpu().numpy()
-        self.z = z.copy() if z.shape == self.z.shape else self.sample_skills(self.num_envs, self.rng)
+        self.load_skill_state(state)
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
