@@ -129,19 +129,52 @@ class EpisodeTracker:
         return out
 
 
-def collect_step(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_final_obs: bool,
-                 tracker: EpisodeTracker, recorder: DatasetWriter | None = None) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
-    """One vector step: act, step, hand the transition to the agent (and to ``recorder``, which writes a
-    dataset). Returns (next obs, train metrics, info)."""
+def step_extras(info: dict[str, Any], done: np.ndarray, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The per-step info fields ``keys`` of one vector step, one array per key, each row from the step the
+    env really took: ``final_info`` where an episode ended (SAME_STEP autoreset puts the new episode's reset
+    info in ``info`` there). A key the env did not report this step is left out."""
+    extras: dict[str, np.ndarray] = {}
+    final = info.get("final_info", {}) if done.any() else {}
+    for key in keys:
+        if key not in info and key not in final:
+            continue
+        if key in info:
+            value = np.array(info[key], copy=True)
+        else:  # reported only at episode ends
+            value = np.zeros_like(np.asarray(final[key]))
+        if key in final:
+            ended = done & np.asarray(final.get(f"_{key}", done), dtype=bool)
+            if ended.any():
+                value[ended] = np.asarray(final[key])[ended]
+        extras[key] = value
+    return extras
+
+
+@dataclass
+class StepResult:
+    """What one collected vector step produced."""
+
+    next_obs: np.ndarray  # the observations to act on next (new episodes' first where one ended)
+    metrics: dict[str, float]  # training scalars of the updates the agent ran on this step
+    info: dict[str, Any]
+    batch: Transition  # what the agent observed
+
+
+def collect(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_final_obs: bool, tracker: EpisodeTracker,
+            recorder: DatasetWriter | None = None, extra_keys: Sequence[str] = ()) -> StepResult:
+    """One vector step: act, step, hand the transition (with the per-step info fields ``extra_keys`` in its
+    ``extras``) to the agent, and to ``recorder``, which writes a dataset; count episodes in ``tracker`` and
+    tell the agent which envs start a new one."""
     action = agent.act(obs, deterministic=False)
     next_obs, reward, terminated, truncated, info = envs.step(action)
     done = np.logical_or(terminated, truncated)
     successor, valid = real_next_obs(next_obs, info, done, provides_final_obs)
     dropped = info.get("dropped")  # set by back-ends that lose envs with a crashed worker
-    metrics = agent.observe(
-        Transition(obs, action, np.asarray(reward, dtype=np.float32), successor,
-                   np.asarray(terminated), np.asarray(truncated), valid, dropped)
-    )
+    batch = Transition(obs, action, np.asarray(reward, dtype=np.float32), successor, np.asarray(terminated),
+                       np.asarray(truncated), valid, dropped)
+    if extra_keys:
+        batch.extras = step_extras(info, done, extra_keys)
+    metrics = agent.observe(batch)
     if recorder is not None:
         recorder.add(obs, action, reward, successor, terminated, truncated, info, next_obs, valid, dropped)
     tracker.step(reward, done, dropped)
@@ -149,4 +182,12 @@ def collect_step(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_fi
     started = done if dropped is None else done | dropped
     if started.any():
         agent.reset_episodes(started)
-    return next_obs, metrics, info
+    return StepResult(next_obs, metrics, info, batch)
+
+
+def collect_step(agent, envs: gym.vector.VectorEnv, obs: np.ndarray, provides_final_obs: bool,
+                 tracker: EpisodeTracker, recorder: DatasetWriter | None = None,
+                 extra_keys: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
+    """``collect`` returning (next obs, train metrics, info)."""
+    result = collect(agent, envs, obs, provides_final_obs, tracker, recorder, extra_keys)
+    return result.next_obs, result.metrics, result.info
