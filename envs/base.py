@@ -11,17 +11,40 @@ in ``info["final_obs"]`` (masked by ``info["_final_obs"]``). There is therefore 
 action is ignored, and a transition is always ``(obs, action, reward, final_obs or next_obs)``. Families
 whose native vector env cannot report the last observation (Procgen) set ``provides_final_obs = False``;
 their episode ends are all terminations, so the missing observation is never bootstrapped from.
+
+What a family knows about itself, runners ask the spec through small hooks with defaults here (so a runner
+never tests which family it holds): the per-step info fields it reports (``step_info_keys``), the kind of
+its levels (``level_kind``), the return that counts as mastering a level (``mastery_return``), the axes of
+``info["xy"]`` that state coverage counts (``coverage_axes``), its downstream reward tasks
+(``reward_tasks``) and zero-shot prompting tasks (``prompt_tasks``, ``relabel_rewards``,
+``labelling_spec``), its goal-reaching task (``goal_task``) and the walls drawn under trajectory plots
+(``wall_map``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode
 
 AUTORESET_MODE = AutoresetMode.SAME_STEP
+
+
+@dataclass
+class GoalTask:
+    """A zero-shot goal-reaching task: one episode per goal, a success when the final ``info["xy"]`` is within
+    ``threshold`` of the goal. ``goal_observation(obs batch, goal x-y batch)`` builds the observation of
+    "being at" each goal (what a goal-conditioned representation is fed); ``reset_options``, if given, are the
+    per-goal reset options that also make the goal the env's own task."""
+
+    goals: np.ndarray  # [G, 2] x-y
+    threshold: float
+    goal_observation: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    reset_options: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -37,6 +60,10 @@ class EnvSpec:
     # Evaluation suites ``rl-eval`` adds for every run on this env (e.g. the named mazes of ``env=maze``).
     report_suites: ClassVar[tuple[str, ...]] = ()
     provides_final_obs: ClassVar[bool] = True
+    # The per-step info fields the env reports at reset and after every step (in every family's own format):
+    # e.g. ``xy`` (a float64 position, for coverage and trajectories), ``level`` (the level played),
+    # ``success``. Runners carry these on transitions and capture them in episodes.
+    step_info_keys: ClassVar[tuple[str, ...]] = ()
 
     def validate(self) -> None:
         """Raise ValueError (one line naming the valid choices) for a bad field value."""
@@ -77,6 +104,53 @@ class EnvSpec:
 
     def test_levels(self) -> list | None:
         """A fixed held-out set of levels for evaluation, if the family defines one."""
+        return None
+
+    def mastery_return(self) -> float | None:
+        """A level counts as mastered when its episode's return is above this (teachDeepRL's "percent
+        mastered"); None where the family defines no threshold."""
+        return None
+
+    # ---- what evaluation suites ask ------------------------------------------------------------------
+
+    def coverage_axes(self) -> tuple[int, ...]:
+        """The axes of ``info["xy"]`` that state coverage counts in 1 x 1 bins: x and y by default, x only
+        for planar runners (METRA's HalfCheetah metric); () for an env without ``xy``."""
+        return (0, 1) if "xy" in self.step_info_keys else ()
+
+    def reward_tasks(self) -> dict[str, EnvSpec]:
+        """Downstream reward tasks, name -> a spec of the same dynamics that pays that task's reward (e.g. a
+        dm_control domain's tasks); {} for none."""
+        return {}
+
+    def prompt_tasks(self) -> dict[str, EnvSpec]:
+        """Tasks for zero-shot reward prompting, name -> spec paying its reward; the downstream tasks unless
+        the family has tasks a prompt can express better (the point maze's corner goals)."""
+        return self.reward_tasks()
+
+    def relabel_rewards(self, dataset: Any) -> np.ndarray | None:
+        """This spec's reward for each transition of ``dataset`` (an ``envs.datasets.TransitionDataset``),
+        None where it cannot be computed. Default: a dataset collected on exactly this env config (episode
+        length aside) keeps its own rewards."""
+        from envs.datasets import spec_config
+
+        meta = dataset.metadata or {}
+        config = {k: v for k, v in (meta.get("env_config") or {}).items() if k != "max_episode_steps"}
+        wanted = {k: v for k, v in spec_config(self).items() if k != "max_episode_steps"}
+        return np.asarray(dataset.rewards, np.float32) if meta.get("env") == self.name and config == wanted else None
+
+    def labelling_spec(self) -> EnvSpec:
+        """Where a random policy collects reward labels for this task: the spec itself unless its starts
+        should be spread over the state space (the point maze's random starts)."""
+        return self
+
+    def goal_task(self) -> GoalTask | None:
+        """The family's goal-reaching task, or None where an observation "at a goal" cannot be built."""
+        return None
+
+    def wall_map(self) -> np.ndarray | None:
+        """Boolean wall cells indexed [x, y] (1 x 1 cells from the origin) drawn under trajectory plots, or
+        None."""
         return None
 
     def make_native_vec(self, num_envs: int, seed: int) -> gym.vector.VectorEnv:

@@ -589,6 +589,7 @@ class BipedalSpec(EnvSpec):
     """
 
     MASTERY_RETURN: ClassVar[float] = MASTERY_RETURN
+    step_info_keys: ClassVar[tuple[str, ...]] = ("level",)
 
     body: str = "default"
     track: str = "stumps"
@@ -603,6 +604,9 @@ class BipedalSpec(EnvSpec):
     def level_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` of the level box as float64 vectors (what a teacher is constructed with)."""
         return check_level_bounds(self.track, self.level_low, self.level_high)
+
+    def mastery_return(self) -> float:
+        return self.MASTERY_RETURN
 
     def score_range(self) -> tuple[float, float]:
         return SCORE_RANGE

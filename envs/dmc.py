@@ -26,9 +26,10 @@ Conventions of :class:`DMCEnv`:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -148,6 +149,10 @@ class DMCEnv(gym.Env):
         self._physics.free()
 
 
+# Downstream reward tasks per domain: the tasks of the same dynamics a skill agent is judged on zero-shot.
+DOWNSTREAM_TASKS = {"quadruped": ("walk", "run", "stand", "jump"), "walker": ("stand", "walk", "run"), "cheetah": ("run",)}
+
+
 @dataclass
 class DMCSpec(EnvSpec):
     """A dm_control task (``domain``-``task``), state or pixel observations.
@@ -165,6 +170,8 @@ class DMCSpec(EnvSpec):
     action_repeat: int = 1
     camera_id: int | None = None
 
+    step_info_keys: ClassVar[tuple[str, ...]] = ("xy",)
+
     def validate(self) -> None:
         check_task(self.domain, self.task)
         for field in ("image_size", "frame_stack", "action_repeat"):
@@ -177,6 +184,14 @@ class DMCSpec(EnvSpec):
     def make_kwargs(self) -> dict[str, Any]:
         return {"domain": self.domain, "task": self.task, "pixels": self.pixels, "image_size": self.image_size,
                 "frame_stack": self.frame_stack, "action_repeat": self.action_repeat, "camera_id": self.camera_id}
+
+    def coverage_axes(self) -> tuple[int, ...]:
+        """cheetah is a planar runner: coverage counts x bins only."""
+        return (0,) if self.domain == "cheetah" else (0, 1)
+
+    def reward_tasks(self) -> dict[str, EnvSpec]:
+        """The domain's ``DOWNSTREAM_TASKS`` (quadruped walk/run/stand/jump, walker stand/walk/run, cheetah run)."""
+        return {task: dataclasses.replace(self, task=task) for task in DOWNSTREAM_TASKS.get(self.domain, ())}
 
     def describe(self) -> str:
         return f"{self.domain}-{self.task}" + ("-pixels" if self.pixels else "")

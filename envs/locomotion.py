@@ -24,12 +24,13 @@ the environment reward is ignored during unsupervised pre-training.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
-from envs.base import EnvSpec
+from envs.base import EnvSpec, GoalTask
 from envs.headless import default_to_egl
 from envs.wrappers import AddXY
 
@@ -37,6 +38,14 @@ ROBOTS = ("Ant", "HalfCheetah")
 MAX_EPISODE_STEPS = 1000  # Gymnasium's limit for both v5 envs
 # Options that only Ant-v5 has.
 ANT_ONLY = ("include_cfrc_ext", "terminate_when_unhealthy")
+
+
+# Goal reaching with the position in the observation (``xy_in_obs``): Ant's 8 goals on a circle of radius
+# ANT_GOAL_RADIUS around the origin, HalfCheetah's x in CHEETAH_GOALS; success within GOAL_THRESHOLD (our
+# choice: METRA's paper does not publish its goal set).
+GOAL_THRESHOLD = 3.0
+ANT_GOAL_RADIUS = 10.0
+CHEETAH_GOALS = (-20.0, -10.0, 10.0, 20.0)
 
 
 def _xy(env: gym.Env, info: dict[str, Any]) -> tuple[float, float]:
@@ -71,6 +80,8 @@ class MujocoLocomotionSpec(EnvSpec):
     include_cfrc_ext: bool = True
     terminate_when_unhealthy: bool = True
 
+    step_info_keys: ClassVar[tuple[str, ...]] = ("xy",)
+
     def validate(self) -> None:
         if self.robot not in ROBOTS:
             raise ValueError(f"unknown robot {self.robot!r}; choose one of: {', '.join(ROBOTS)}")
@@ -88,5 +99,38 @@ class MujocoLocomotionSpec(EnvSpec):
             kwargs.update({name: getattr(self, name) for name in ANT_ONLY})
         return kwargs
 
+    def coverage_axes(self) -> tuple[int, ...]:
+        """HalfCheetah is a planar runner: coverage counts x bins only (METRA's metric)."""
+        return (0,) if self.robot == "HalfCheetah" else (0, 1)
+
+    def reward_tasks(self) -> dict[str, EnvSpec]:
+        """The robot's own forward-running reward."""
+        return {"forward": self}
+
+    def goal_task(self) -> GoalTask | None:
+        """With ``xy_in_obs``: the goals above; the goal observation is the current observation with its
+        position entries (Ant: x, y; HalfCheetah: x) replaced by the goal's, the rest of the state unchanged."""
+        if not self.xy_in_obs:
+            return None
+        k = 2 if self.robot == "Ant" else 1
+        if self.robot == "Ant":
+            angles = np.arange(8) * np.pi / 4
+            goals = ANT_GOAL_RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        else:
+            goals = np.array([[x, 0.0] for x in CHEETAH_GOALS])
+        return GoalTask(goals, GOAL_THRESHOLD, _PositionReplaced(k))
+
     def describe(self) -> str:
         return self.robot.lower()
+
+
+class _PositionReplaced:
+    """goal_observation: the observation with its first ``k`` entries (the position) set to the goal's."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        out = obs.copy()
+        out[:, :self.k] = goal[:, :self.k]
+        return out

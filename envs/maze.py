@@ -489,6 +489,7 @@ class MazeSpec(EnvSpec):
     MASTERY_RETURN: ClassVar[float] = 0.0
     report_suites: ClassVar[tuple[str, ...]] = ("mazes", "heldout")  # zero-shot transfer (runners.maze_eval)
     TEST_SET_SIZE: ClassVar[int] = 100
+    step_info_keys: ClassVar[tuple[str, ...]] = ("level", "xy")
 
     obs: str = "image"
     max_steps: int = MAX_STEPS
@@ -516,6 +517,9 @@ class MazeSpec(EnvSpec):
         """``maze`` for the 13x13 mazes the maze teachers generate (``MAZE_SIZE``); other sizes have no
         teacher."""
         return "maze" if self.size == MAZE_SIZE else None
+
+    def mastery_return(self) -> float:
+        return self.MASTERY_RETURN
 
     def score_range(self) -> tuple[float, float]:
         return (0.0, 1.0)  # MiniGrid's reward is in [0, 1): the return is already a competence

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 
@@ -66,6 +66,8 @@ class MiniGridSpec(EnvSpec):
 
     id: str = "MiniGrid-FourRooms-v0"
     obs: str = "image"
+
+    step_info_keys: ClassVar[tuple[str, ...]] = ("xy",)
 
     def validate(self) -> None:
         ids = minigrid_ids()

@@ -27,14 +27,15 @@ drawn free cell (``random_start``), or ``reset(options={"start": (x, y)})``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from envs.base import EnvSpec
+from envs.base import EnvSpec, GoalTask
 
 LAYOUTS: dict[str, str] = {
     "open": """
@@ -267,6 +268,20 @@ class PointMazeEnv(gym.Env):
         return image
 
 
+# Goal reaching: up to MAZE_GOALS free-cell centres, evenly spaced through the free cells ordered by (x, y).
+MAZE_GOALS = 12
+# Reward prompting: goals near the maze's corners, one per diagonal direction, CORNER_OFFSET (per axis)
+# from the corner cell's centre towards the corner. A linear reward in a representation of position is
+# maximised by pushing into a corner, so these are tasks a linear prompt can express.
+MAZE_CORNERS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+CORNER_OFFSET = 0.4
+
+
+def _goal_as_observation(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """The point maze's observation is its x-y: the observation at a goal is the goal itself."""
+    return goal.astype(np.float32)
+
+
 @dataclass
 class PointMazeSpec(EnvSpec):
     """2-D point maze (``envs.pointmaze``): ``layout`` one of open, u, four_rooms, medium, large.
@@ -284,6 +299,8 @@ class PointMazeSpec(EnvSpec):
     terminate_on_success: bool = False
     random_start: bool = False
 
+    step_info_keys: ClassVar[tuple[str, ...]] = ("xy", "success")
+
     def validate(self) -> None:
         # The env checks its own arguments and is cheap to build, so one set of checks serves both.
         PointMazeEnv(**self.make_kwargs()).close()
@@ -296,6 +313,60 @@ class PointMazeSpec(EnvSpec):
                 "goal": None if self.goal is None else list(self.goal), "goal_radius": self.goal_radius,
                 "goal_reward": self.goal_reward, "terminate_on_success": self.terminate_on_success,
                 "random_start": self.random_start}
+
+    def goal_cells(self) -> list[tuple[int, int]]:
+        """The layout's free cells (x, y) in (x, y) order, the start cell left out."""
+        walls, start = parse_layout(LAYOUTS[self.layout])
+        return [tuple(int(v) for v in c) for c in np.argwhere(~walls) if tuple(c) != start]
+
+    def goal_task(self) -> GoalTask:
+        """Up to ``MAZE_GOALS`` free-cell centres, evenly spaced (``np.linspace``) through the free cells, the
+        start cell left out; success within ``goal_radius``; each goal is also the episode's own task
+        (``reset(options={"goal": g})``)."""
+        cells = self.goal_cells()
+        index = np.unique(np.linspace(0, len(cells) - 1, min(MAZE_GOALS, len(cells))).round().astype(int))
+        goals = np.array([cells[i] for i in index], dtype=np.float64) + 0.5
+        return GoalTask(goals, self.goal_radius, _goal_as_observation, [{"goal": g.tolist()} for g in goals])
+
+    def corner_goals(self) -> np.ndarray:
+        """For each diagonal direction d of ``MAZE_CORNERS``, the free cell extreme along d (its two neighbours
+        towards d are walls, so it is a corner of the maze) and the goal near that corner: the cell centre
+        + ``CORNER_OFFSET`` * d. Deduplicated, in the order of ``MAZE_CORNERS``."""
+        cells = np.array(self.goal_cells())
+        goals: list[tuple[float, float]] = []
+        for d in MAZE_CORNERS:
+            cell = cells[int(np.argmax(cells @ np.array(d)))]
+            goal = tuple(float(v) for v in np.round(cell + 0.5 + CORNER_OFFSET * np.array(d), 6))
+            if goal not in goals:
+                goals.append(goal)
+        return np.array(goals)
+
+    def prompt_tasks(self) -> dict[str, EnvSpec]:
+        """Reaching each corner goal (``corner_goals``) with the dense goal reward (minus the distance per
+        step, so every labelled sample carries signal), named ``goal_<x>_<y>``."""
+        return {f"goal_{g[0]:g}_{g[1]:g}": dataclasses.replace(self, goal=g.tolist(), goal_reward="dense")
+                for g in self.corner_goals()}
+
+    def goal_rewards(self, next_xy: np.ndarray) -> np.ndarray:
+        """This spec's goal reward (``goal_reward``, ``goal_radius``) at the positions reached, shape [N]."""
+        distance = np.linalg.norm(np.asarray(next_xy, np.float64)[:, :2] - np.asarray(self.goal, np.float64), axis=1)
+        if self.goal_reward == "dense":
+            return (-distance).astype(np.float32)
+        return (distance <= self.goal_radius).astype(np.float32)
+
+    def relabel_rewards(self, dataset: Any) -> np.ndarray | None:
+        """With a goal: its reward recomputed exactly from each next position (``infos["next_xy"]``, else the
+        observation, which is the position)."""
+        if self.goal is None:
+            return super().relabel_rewards(dataset)
+        return self.goal_rewards(dataset.infos.get("next_xy", dataset.next_observations))
+
+    def labelling_spec(self) -> EnvSpec:
+        """Random starts in free cells, so random-policy samples cover the maze."""
+        return dataclasses.replace(self, random_start=True)
+
+    def wall_map(self) -> np.ndarray:
+        return parse_layout(LAYOUTS[self.layout])[0]
 
     def describe(self) -> str:
         return f"pointmaze-{self.layout}"

@@ -163,6 +163,7 @@ class ProcgenSpec(EnvSpec):
 
     native_vector = True
     provides_final_obs = False
+    step_info_keys = ("level_seed",)
 
     def validate(self) -> None:
         if self.game not in GAMES:

@@ -22,15 +22,16 @@ Why a state reward fits the directional reward: with r(s') = phi(s')^T w, the po
 Labelled transitions, in this order:
 
 * the agent's dataset (the run's ``dataset=``: in memory during training; reloaded from the path kept in the
-  checkpoint by ``rl-eval``) where the task's reward can be computed for it: point-maze goal rewards are
+  checkpoint by ``rl-eval``) where the task's spec can compute its reward for it (``EnvSpec.relabel_rewards``):
+  point-maze goal rewards are
   relabelled exactly from the next position (``infos["next_xy"]``, else the observation), and a dataset
   collected on exactly the task's env config keeps its own rewards;
-* else transitions of a uniform random policy on the task's env (its own reward; point maze: from random
-  free cells, so the samples cover the maze). dm_control observations do not hold the physics state, so
+* else transitions of a uniform random policy on the task's env (its own reward; ``EnvSpec.labelling_spec``,
+  which for the point maze starts from random free cells, so the samples cover the maze). dm_control observations do not hold the physics state, so
   other tasks' rewards cannot be recomputed from a dataset: random-policy samples it is.
 
-Reward tasks: dm_control quadruped walk/run/stand/jump, walker stand/walk/run, cheetah run, and the forward
-reward of Gymnasium Ant/HalfCheetah (``runners.skill_eval.reward_tasks``); point maze: reaching each of the
+Reward tasks (``EnvSpec.prompt_tasks``): dm_control quadruped walk/run/stand/jump, walker stand/walk/run, cheetah
+run, and the forward reward of Gymnasium Ant/HalfCheetah (their ``reward_tasks``); point maze: reaching each of the
 (up to) 4 corners of the maze (the free cells extreme in x + y, x - y, -x + y, -x - y; the goal 0.4 from
 the cell's centre towards the corner), named ``goal_<x>_<y>``, with the maze's dense goal reward (minus the
 distance to the goal per step, so that every labelled sample carries signal, not only the few near the
@@ -41,7 +42,6 @@ each task's labels came from (``label_source``) and the inferred skill.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +50,8 @@ import numpy as np
 import torch
 
 from envs import EnvSpec
-from envs.datasets import DatasetError, load_dataset, spec_config
-from envs.pointmaze import LAYOUTS, PointMazeSpec, parse_layout
+from envs.datasets import DatasetError, load_dataset
+from envs.pointmaze import PointMazeSpec
 from runners.evaluation import EvalContext, register_suite
 from runners.skill_eval import (
     Policy,
@@ -59,16 +59,11 @@ from runners.skill_eval import (
     goal_task,
     random_policy,
     reach_goals,
-    reward_tasks,
     rollout,
     skill_policy,
 )
 
 REWARD_SAMPLES = 10_000
-MAZE_CORNERS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
-# Maze goals sit this far (per axis) from their corner cell's centre towards the corner: a linear reward in
-# a representation of position is maximised by pushing into a corner, so the task is one it can express.
-CORNER_OFFSET = 0.4
 
 
 @dataclass
@@ -79,56 +74,20 @@ class RewardTask:
     relabel: Callable[[Any], np.ndarray | None]  # dataset -> reward per transition, None where it cannot
 
 
-def maze_goal_reward(spec: PointMazeSpec, goal: np.ndarray, next_xy: np.ndarray) -> np.ndarray:
-    """The point maze's goal reward (``envs.pointmaze``) at the positions reached."""
-    distance = np.linalg.norm(np.asarray(next_xy, np.float64)[:, :2] - goal, axis=1)
-    if spec.goal_reward == "dense":
-        return (-distance).astype(np.float32)
-    return (distance <= spec.goal_radius).astype(np.float32)
-
-
 def maze_corner_goals(spec: PointMazeSpec) -> np.ndarray:
-    """For each diagonal direction d, the free cell extreme along d (the start cell left out; its two
-    neighbours towards d are walls, so it is a corner of the maze) and the goal near that corner: the cell
-    centre + ``CORNER_OFFSET`` * d. Deduplicated, in the order of ``MAZE_CORNERS``."""
-    walls, start = parse_layout(LAYOUTS[spec.layout])
-    cells = np.array([c for c in np.argwhere(~walls) if tuple(c) != start])
-    goals: list[tuple[float, float]] = []
-    for d in MAZE_CORNERS:
-        cell = cells[int(np.argmax(cells @ np.array(d)))]
-        goal = tuple(float(v) for v in np.round(cell + 0.5 + CORNER_OFFSET * np.array(d), 6))
-        if goal not in goals:
-            goals.append(goal)
-    return np.array(goals)
-
-
-def same_task_rewards(spec: EnvSpec) -> Callable[[Any], np.ndarray | None]:
-    """A dataset collected on exactly ``spec`` (episode length aside) keeps its rewards; otherwise None."""
-    def relabel(dataset: Any) -> np.ndarray | None:
-        meta = dataset.metadata or {}
-        config = {k: v for k, v in (meta.get("env_config") or {}).items() if k != "max_episode_steps"}
-        wanted = {k: v for k, v in spec_config(spec).items() if k != "max_episode_steps"}
-        return np.asarray(dataset.rewards, np.float32) if meta.get("env") == spec.name and config == wanted else None
-
-    return relabel
+    """The point maze's corner goals (``PointMazeSpec.corner_goals``)."""
+    return spec.corner_goals()
 
 
 def prompt_tasks(spec: EnvSpec) -> list[RewardTask]:
-    """The env's reward tasks (see the module docstring); ValueError for an env without any."""
-    if isinstance(spec, PointMazeSpec):
-        tasks = []
-        for goal in maze_corner_goals(spec):
-            task_spec = dataclasses.replace(spec, goal=goal.tolist(), goal_reward="dense")
-
-            def relabel(dataset: Any, task_spec: PointMazeSpec = task_spec, goal: np.ndarray = goal) -> np.ndarray:
-                xy = dataset.infos.get("next_xy", dataset.next_observations)
-                return maze_goal_reward(task_spec, goal, xy)
-
-            tasks.append(RewardTask(f"goal_{goal[0]:g}_{goal[1]:g}", task_spec,
-                                    dataclasses.replace(task_spec, random_start=True), relabel))
-        return tasks
-    return [RewardTask(name, task_spec, task_spec, same_task_rewards(task_spec))
-            for name, task_spec in reward_tasks(spec).items()]
+    """The env's prompting tasks (``EnvSpec.prompt_tasks``, see the module docstring); ValueError for an env
+    without any."""
+    tasks = spec.prompt_tasks()
+    if not tasks:
+        raise ValueError(f"env {spec.describe()} has no reward tasks to prompt (dm_control quadruped, walker, "
+                         f"cheetah, ant, halfcheetah, pointmaze)")
+    return [RewardTask(name, task_spec, task_spec.labelling_spec(), task_spec.relabel_rewards)
+            for name, task_spec in tasks.items()]
 
 
 def agent_dataset(agent: Any, spec: EnvSpec) -> tuple[Any, str | None]:

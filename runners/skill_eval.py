@@ -11,21 +11,21 @@ no scalars and a ``skipped`` reason, so an agent's default suites never stop a t
 * ``coverage`` ("policy state coverage"): 48 trajectories with skills from the agent's prior (discrete
   skills: every skill equally often), deterministic policy, one env per trajectory stepped in lockstep.
   Score: the number of distinct 1 x 1 bins (floor(x), floor(y)) of ``info["xy"]`` visited, the reset
-  state included; x only for HalfCheetah-like planar runners (Gymnasium HalfCheetah, dm_control
-  cheetah). With ``out_dir`` set it also writes a PNG of the x-y trajectories coloured by skill.
+  state included, on the axes the spec counts (``EnvSpec.coverage_axes``: x only for planar runners,
+  Gymnasium HalfCheetah and dm_control cheetah). With ``out_dir`` set it also writes a PNG of the x-y trajectories coloured by skill.
 * ``goal_reaching`` (zero-shot): for each goal g of a fixed, documented goal set, one episode in which the
   skill is recomputed every step from the current observation and the goal observation. Success: the
-  final x-y within ``GOAL_THRESHOLD`` of the goal (point maze: the spec's ``goal_radius``, 0.5 by
-  default). Reports the success rate and the mean final distance.
+  final x-y within the task's threshold of the goal (locomotion 3; point maze: the spec's ``goal_radius``,
+  0.5 by default). Reports the success rate and the mean final distance.
 
-* ``downstream`` (zero-shot): for each reward task of the env (dm_control quadruped walk/run/stand/jump,
+* ``downstream`` (zero-shot): for each reward task of the env (``EnvSpec.reward_tasks``: dm_control quadruped walk/run/stand/jump,
   walker stand/walk/run, cheetah run; Ant and HalfCheetah their forward reward) a small search (one
   episode per candidate skill: every discrete skill, or 16 draws from the continuous prior), then the
   best skill's mean return over fresh episodes, beside a uniform random policy's. METRA's paper reaches
   downstream tasks through a hierarchical controller over skills; the search is the zero-shot version
   that needs no training. Too long for periodic evaluation: ``rl-eval`` runs it (``report_suites``).
 
-Goal sets and goal observations (the observation "at" the goal, to feed phi):
+Goal sets and goal observations (the observation "at" the goal, to feed phi), from ``EnvSpec.goal_task``:
 
 * point maze: up to 12 free-cell centres, evenly spaced (``np.linspace``) through the free cells ordered
   by (x, y), the start cell left out; the observation is the x-y itself.
@@ -40,7 +40,6 @@ Goal sets and goal observations (the observation "at" the goal, to feed phi):
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,16 +48,10 @@ import numpy as np
 import torch
 
 from envs import EnvSpec
-from envs.dmc import DMCSpec
-from envs.locomotion import MujocoLocomotionSpec
-from envs.pointmaze import LAYOUTS, PointMazeSpec, parse_layout
+from envs.base import GoalTask
 from runners.evaluation import EvalContext, register_suite
 
 COVERAGE_TRAJECTORIES = 48
-MAZE_GOALS = 12
-GOAL_THRESHOLD = 3.0  # locomotion envs; the point maze uses its spec's goal_radius
-ANT_GOAL_RADIUS = 10.0
-CHEETAH_GOALS = (-20.0, -10.0, 10.0, 20.0)
 
 # policy(obs of the running envs, their indices) -> actions
 Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -72,8 +65,9 @@ def check_skill_agent(agent: Any, suite: str, needs: tuple[str, ...] = ()) -> No
 
 
 def x_only(spec: EnvSpec) -> bool:
-    """Planar runners move along x only: their coverage counts x bins (METRA's HalfCheetah metric)."""
-    return getattr(spec, "robot", None) == "HalfCheetah" or getattr(spec, "domain", None) == "cheetah"
+    """Planar runners move along x only: their coverage counts x bins (METRA's HalfCheetah metric). The
+    spec's ``coverage_axes`` say so."""
+    return spec.coverage_axes() == (0,)
 
 
 def rollout(spec: EnvSpec, policy: Policy, n: int, seed: int, reset_options: list[dict[str, Any]] | None = None,
@@ -184,8 +178,8 @@ def plot_trajectories(path: Path, spec: EnvSpec, positions: list[np.ndarray], co
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    if isinstance(spec, PointMazeSpec):
-        walls, _ = parse_layout(LAYOUTS[spec.layout])
+    walls = spec.wall_map()
+    if walls is not None:
         for ix, iy in np.argwhere(walls):
             ax.add_patch(plt.Rectangle((ix, iy), 1, 1, color="0.35"))
         ax.set_xlim(0, walls.shape[0])
@@ -225,31 +219,14 @@ def coverage_suite(ctx: EvalContext) -> dict[str, Any]:
 # -- goal reaching ----------------------------------------------------------------------------------------
 
 
-def goal_task(spec: EnvSpec) -> tuple[np.ndarray, float, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    """(goals [G, 2], success threshold, goal_observation(obs batch, goal x-y batch)) for ``spec``;
-    ValueError (naming the reason) where goal observations cannot be built."""
-    if isinstance(spec, PointMazeSpec):
-        walls, start = parse_layout(LAYOUTS[spec.layout])
-        cells = [tuple(c) for c in np.argwhere(~walls) if tuple(c) != start]
-        index = np.unique(np.linspace(0, len(cells) - 1, min(MAZE_GOALS, len(cells))).round().astype(int))
-        goals = np.array([cells[i] for i in index], dtype=np.float64) + 0.5
-        return goals, spec.goal_radius, lambda obs, goal: goal.astype(np.float32)
-    if isinstance(spec, MujocoLocomotionSpec) and spec.xy_in_obs:
-        k = 2 if spec.robot == "Ant" else 1
-        if spec.robot == "Ant":
-            angles = np.arange(8) * np.pi / 4
-            goals = ANT_GOAL_RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        else:
-            goals = np.array([[x, 0.0] for x in CHEETAH_GOALS])
-
-        def goal_observation(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
-            out = obs.copy()
-            out[:, :k] = goal[:, :k]
-            return out
-
-        return goals, GOAL_THRESHOLD, goal_observation
-    raise ValueError(f"goal reaching needs the position in the observation (the point maze, or ant/halfcheetah "
-                     f"with env.xy_in_obs=true); env {spec.describe()} has no goal observation")
+def goal_task(spec: EnvSpec) -> GoalTask:
+    """``spec``'s goal-reaching task (``EnvSpec.goal_task``); ValueError (naming the reason) where goal
+    observations cannot be built."""
+    task = spec.goal_task()
+    if task is None:
+        raise ValueError(f"goal reaching needs the position in the observation (the point maze, or ant/halfcheetah "
+                         f"with env.xy_in_obs=true); env {spec.describe()} has no goal observation")
+    return task
 
 
 def goal_prompt(agent: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -269,9 +246,9 @@ def reach_goals(spec: EnvSpec, policy_for_goals: Callable[[np.ndarray, Callable]
     """Play one episode per goal of ``spec``'s goal set; ``policy_for_goals(goals, goal_observation)``
     builds the policy. The point maze also gets the goal as its task (``reset(options={"goal": g})``).
     ValueError where ``spec`` has no goal task (see ``goal_task``)."""
-    goals, threshold, goal_observation = goal_task(spec)
-    options = [{"goal": g.tolist()} for g in goals] if isinstance(spec, PointMazeSpec) else None
-    _, positions = rollout(spec, policy_for_goals(goals, goal_observation), len(goals), seed, options)
+    task = goal_task(spec)
+    goals, threshold = task.goals, task.threshold
+    _, positions = rollout(spec, policy_for_goals(goals, task.goal_observation), len(goals), seed, task.reset_options)
     final = np.array([np.linalg.norm(p[-1, :2] - g) for p, g in zip(positions, goals)])
     return {
         "scalars": {"success_rate": float(np.mean(final < threshold)), "final_distance_mean": float(final.mean())},
@@ -301,19 +278,17 @@ def goal_reaching_suite(ctx: EvalContext) -> dict[str, Any]:
 
 # -- zero-shot downstream returns -------------------------------------------------------------------------
 
-DOWNSTREAM_TASKS = {"quadruped": ("walk", "run", "stand", "jump"), "walker": ("stand", "walk", "run"), "cheetah": ("run",)}
 SEARCH_SKILLS = 16  # candidate skills of the search (every skill when there are at most 32 discrete ones)
 
 
 def reward_tasks(spec: EnvSpec) -> dict[str, EnvSpec]:
-    """The env's reward tasks, each as a spec of the same dynamics (dm_control: the domain's tasks above;
-    Gymnasium MuJoCo: its own forward-running reward); ValueError for an env without reward tasks."""
-    if isinstance(spec, DMCSpec) and spec.domain in DOWNSTREAM_TASKS:
-        return {task: dataclasses.replace(spec, task=task) for task in DOWNSTREAM_TASKS[spec.domain]}
-    if isinstance(spec, MujocoLocomotionSpec):
-        return {"forward": spec}
-    raise ValueError(f"env {spec.describe()} has no downstream reward tasks (dm_control {', '.join(DOWNSTREAM_TASKS)}, "
-                     f"ant, halfcheetah)")
+    """The env's reward tasks (``EnvSpec.reward_tasks``), each as a spec of the same dynamics (dm_control: the
+    domain's tasks; Gymnasium MuJoCo: its own forward-running reward); ValueError for an env without any."""
+    tasks = spec.reward_tasks()
+    if not tasks:
+        raise ValueError(f"env {spec.describe()} has no downstream reward tasks (dm_control quadruped, walker, "
+                         f"cheetah, ant, halfcheetah)")
+    return tasks
 
 
 def candidate_skills(agent: Any, rng: np.random.Generator) -> np.ndarray:
