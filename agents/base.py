@@ -223,3 +223,65 @@ def require_contract(agent: Any, contract: type, needed_by: str, error: type[Exc
     name = getattr(getattr(agent, "cfg", None), "name", type(agent).__name__)
     raise error(f"{needed_by} needs a {contract.__name__} agent ({', '.join(contract_members(contract))}); "
                 f"agent {name!r} lacks {', '.join(missing_members(agent, contract))}")
+
+
+# -- contracts of the trainer kinds beyond online/offline ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a phased method. ``mode`` is how it learns: ``offline`` (one unit = one
+    ``gradient_step`` on the run's dataset) or ``online`` (one unit = one env step, collected in vector
+    steps through ``act``/``observe``). ``steps`` is its budget in those units; ``None`` (last phase only)
+    runs until the run's ``steps``."""
+
+    name: str
+    mode: str
+    steps: int | None
+
+
+@runtime_checkable
+class PhasedMethod(Protocol):
+    """A method that learns in a fixed sequence of phases (``kind == "phased"``). The phased trainer calls
+    ``begin_phase(name)`` once as each phase starts (never again on resume: the agent's ``state_dict`` holds
+    whatever that set up), ``set_dataset`` before the first offline phase, then ``gradient_step`` or
+    ``act``/``observe`` per unit."""
+
+    def phases(self) -> list[Phase]:
+        """The phases, in order."""
+
+    def begin_phase(self, name: str) -> None:
+        """Phase ``name`` starts now."""
+
+
+@runtime_checkable
+class PopulationMethod(Protocol):
+    """A method that proposes policies and learns only from their episodes' outcomes (``kind ==
+    "population"``: quality-diversity and evolution strategies). Each generation the trainer plays one
+    episode per proposed genome, in batches, locally or on Ray workers (``runners.episodes.play_episodes``)."""
+
+    def ask(self) -> list[np.ndarray]:
+        """The genomes to evaluate now (plain parameter vectors)."""
+
+    def genome_policy(self, genomes: list[np.ndarray]) -> Any:
+        """A picklable batched policy ``(obs, rows) -> actions`` where row ``k`` plays ``genomes[k]``."""
+
+    def tell(self, genomes: list[np.ndarray], results: Any) -> dict[str, float]:
+        """Learn from the genomes' episodes (``runners.episodes`` results, in the order of ``genomes``)."""
+
+
+@runtime_checkable
+class StudentsTeacher(Protocol):
+    """A teacher that trains its own students on the levels it proposes (``kind == "students"``: PAIRED,
+    CLUTR). Each round every student plays the same level batch for ``rollout_steps`` vector steps (the
+    envs replay their level on autoreset) and learns from its own transitions only; the teacher then
+    learns from the students' per-level returns (regret)."""
+
+    students: dict[str, Agent]
+    rollout_steps: int
+
+    def propose_levels(self, n: int) -> list[Any]:
+        """One level per env for the next round."""
+
+    def learn_from_round(self, levels: list[Any], returns: dict[str, list[list[float]]]) -> dict[str, float]:
+        """``returns[student][k]``: the returns of the episodes that student finished on ``levels[k]``."""

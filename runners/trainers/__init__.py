@@ -14,10 +14,15 @@ from __future__ import annotations
 from runners.trainers.base import Trainer, build_agent, num_envs_for
 from runners.trainers.offline import OfflineTrainer
 from runners.trainers.online import OnlineTrainer
+from runners.trainers.phased import PhasedTrainer
+from runners.trainers.students import StudentsTrainer
 
 TRAINERS: dict[str, type[Trainer]] = {
     "online": OnlineTrainer,
     "offline": OfflineTrainer,
+    "phased": PhasedTrainer,
+    "students": StudentsTrainer,
 }
 
-__all__ = ["TRAINERS", "OfflineTrainer", "OnlineTrainer", "Trainer", "build_agent", "num_envs_for"]
+__all__ = ["TRAINERS", "OfflineTrainer", "OnlineTrainer", "PhasedTrainer", "StudentsTrainer", "Trainer", "build_agent",
+           "num_envs_for"]

@@ -35,6 +35,11 @@ def load_offline_dataset(cfg: DictConfig, spec: EnvSpec) -> TransitionDataset:
         raise ConfigError(f"agent {cfg.agent.name} learns offline and collects no transitions; drop save_dataset=true")
     if cfg.curriculum.name != "none":
         raise ConfigError(f"agent {cfg.agent.name} learns offline from a dataset; it takes no curriculum")
+    return read_run_dataset(cfg, spec)
+
+
+def read_run_dataset(cfg: DictConfig, spec: EnvSpec) -> TransitionDataset:
+    """The dataset ``dataset=DIR`` names, checked against ``spec``, or a one-line ConfigError."""
     if not cfg.dataset:
         raise ConfigError(f"agent {cfg.agent.name} learns offline: give dataset=DIR (a dataset written by rl-collect "
                           "or rl-run save_dataset=true)")

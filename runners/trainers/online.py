@@ -46,7 +46,7 @@ class OnlineTrainer(Trainer):
             self.agent = build_agent(cfg, spec, self.observation_space, self.action_space, self.num_envs, device)
             self.agent.seed(cfg.seed)
             self.curriculum = self._curriculum()
-            self.recorder = self._dataset_writer_config()
+            self.dataset_metadata = self._dataset_metadata()
         except BaseException:
             self.envs.close()
             raise
@@ -64,7 +64,7 @@ class OnlineTrainer(Trainer):
             return None
         return CurriculumObserver(CurriculumDriver(teacher, self.num_envs, student=self.agent))
 
-    def _dataset_writer_config(self) -> dict[str, Any] | None:
+    def _dataset_metadata(self) -> dict[str, Any] | None:
         """``save_dataset=true``: what the dataset writer records, checked before anything is written."""
         cfg = self.cfg
         if not cfg.save_dataset:
@@ -81,10 +81,10 @@ class OnlineTrainer(Trainer):
             if checkpoint is not None and observer.state_key is not None and observer.state_key in checkpoint:
                 observer.load_state_dict(checkpoint[observer.state_key])
         self.writer: DatasetWriter | None = None
-        if self.recorder is not None:
+        if self.dataset_metadata is not None:
             try:
                 self.writer = DatasetWriter(Path(self.cfg.run_dir) / "dataset", self.spec, self.observation_space,
-                                            self.action_space, self.num_envs, self.recorder,
+                                            self.action_space, self.num_envs, self.dataset_metadata,
                                             resume_step=self.step if checkpoint is not None else None)
             except DatasetError as exc:
                 raise ConfigError(str(exc)) from None
