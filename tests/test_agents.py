@@ -215,13 +215,30 @@ def test_sac_update_lowers_the_critic_loss_on_a_fixed_batch():
 
 
 def test_sac_with_context_and_external_rewards():
-    """METRA's use: networks on [obs, z], rewards computed by the caller."""
+    """METRA's use: networks on [obs, z], rewards computed by the caller. ``reward=`` replaces the batch's
+    reward in the critic loss: with every row terminal the target is the reward itself, so the loss is
+    1/2 mean (Q_1 - r)^2 + 1/2 mean (Q_2 - r)^2 of the given r."""
     torch.manual_seed(0)
     sac = SAC(SACConfig(hidden_sizes=[32]), VEC_OBS, BOX_ACT, context_dim=4)
     n = 16
-    batch = {"obs": torch.randn(n, 3), "action": torch.zeros(n, 2), "reward": torch.zeros(n),
-             "next_obs": torch.randn(n, 3), "terminated": torch.zeros(n, dtype=torch.bool), "context": torch.randn(n, 4)}
-    metrics = sac.update(batch, reward=torch.ones(n))
+    batch = {"obs": torch.randn(n, 3), "action": torch.zeros(n, 2), "reward": torch.full((n,), -5.0),
+             "next_obs": torch.randn(n, 3), "terminated": torch.ones(n, dtype=torch.bool), "context": torch.randn(n, 4)}
+    external = torch.linspace(0.0, 3.0, n)
+    with torch.no_grad():
+        normalised = (batch["action"] - torch.tensor([0.0, 0.5])) / torch.tensor([2.0, 0.5])
+        q1, q2 = (critic(batch["obs"], normalised, batch["context"]) for critic in sac.critics)
+
+    def expected(r):
+        return (0.5 * ((q1 - r) ** 2).mean() + 0.5 * ((q2 - r) ** 2).mean()).item()
+
+    assert abs(expected(external) - expected(batch["reward"])) > 1.0  # the two rewards give different losses
+    metrics = sac.update(batch, reward=external)
+    assert metrics["critic_loss"] == pytest.approx(expected(external), rel=1e-5)
+    assert metrics["q_target"] == pytest.approx(1.5, rel=1e-6)  # mean of the external reward
+    # without ``reward=`` the batch's own reward is the target
+    with torch.no_grad():
+        q1, q2 = (critic(batch["obs"], normalised, batch["context"]) for critic in sac.critics)
+    assert sac.update(batch)["critic_loss"] == pytest.approx(expected(batch["reward"]), rel=1e-5)
     assert {"critic_loss", "actor_loss", "alpha", "entropy"} <= metrics.keys()
     action = sac.act(batch["obs"], batch["context"], deterministic=True)
     assert action.shape == (n, 2)
@@ -310,6 +327,7 @@ def test_ppo_trains_on_minigrid_like_grids_and_reports_rollout_stats():
     torch.manual_seed(0)
     obs_space = gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)
     agent = PPOAgent(PPOConfig(n_steps=4, n_minibatches=2, n_epochs=2), obs_space, gym.spaces.Discrete(7), 2, CPU)
+    before = state_tensors(agent.state_dict())
     rng = np.random.default_rng(0)
     obs_space.seed(0)
     metrics = {}
@@ -318,9 +336,55 @@ def test_ppo_trains_on_minigrid_like_grids_and_reports_rollout_stats():
         metrics = agent.observe(transition(obs_space, gym.spaces.Discrete(7), 2, rng, obs=obs, action=agent.act(obs),
                                            terminated=np.array([step == 1, False])))
     assert {"policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "explained_variance"} <= metrics.keys()
-    assert agent.rollout.step == 0 and agent.updates == 1
+    assert all(np.isfinite(metrics[k]) for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"))
+    assert metrics["entropy"] == pytest.approx(np.log(7), abs=0.05)  # a fresh policy is near uniform
+    assert agent.updates == 1
     stats = agent.last_rollout_stats
     assert stats.advantages.shape == (4, 2) and stats.episode_end[1, 0] and not stats.episode_end[1, 1]
+    after = state_tensors(agent.state_dict())
+    weights = [k for k in before if k.endswith(("weight", "bias"))]  # the network's parameters
+    unchanged = [k for k in weights if torch.equal(before[k], after[k])]
+    assert len(weights) >= 10 and not unchanged, unchanged
+
+
+def state_tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a nested state dict by dotted path (copies, so later updates do not alias them)."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state.detach().clone()}
+    if isinstance(state, dict):
+        return {k: v for key, value in state.items() for k, v in state_tensors(value, f"{prefix}.{key}").items()}
+    if isinstance(state, (list, tuple)):
+        return {k: v for i, value in enumerate(state) for k, v in state_tensors(value, f"{prefix}.{i}").items()}
+    return {}
+
+
+def ppo_on_a_fixed_batch(n_epochs: int) -> dict[str, float]:
+    """One PPO update of ``n_epochs`` full-batch epochs on the same rollout: 8 steps of 4 envs, reward 1 per
+    step, no episode end, gamma 0.5 (so the returns, up to 2, are far from a fresh value head's ~0)."""
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    cfg = PPOConfig(n_steps=8, n_minibatches=1, n_epochs=n_epochs, hidden_sizes=[32], lr=1e-2, gamma=0.5,
+                    clip_vloss=False, max_grad_norm=10.0)
+    agent = PPOAgent(cfg, space, gym.spaces.Discrete(3), 4, CPU)
+    rng = np.random.default_rng(0)
+    metrics: dict[str, float] = {}
+    for _ in range(8):
+        obs = rng.uniform(-1, 1, (4, 4)).astype(np.float32)
+        metrics = agent.observe(Transition(obs=obs, action=agent.act(obs), reward=np.ones(4, np.float32),
+                                           next_obs=rng.uniform(-1, 1, (4, 4)).astype(np.float32),
+                                           terminated=np.zeros(4, bool), truncated=np.zeros(4, bool)))
+    assert metrics, "the eighth step completes the rollout and updates"
+    return metrics
+
+
+def test_ppo_value_loss_falls_over_epochs_on_a_fixed_batch():
+    """``value_loss`` is the mean over the epochs' full-batch steps; the first epoch is the same in every run
+    (same seed), so a falling loss makes the mean over more epochs smaller, and finite throughout."""
+    runs = {epochs: ppo_on_a_fixed_batch(epochs) for epochs in (1, 16, 32)}
+    for epochs, metrics in runs.items():
+        assert all(np.isfinite(v) for v in metrics.values()) and metrics["epochs"] == epochs
+    assert runs[1]["value_loss"] > 1.5 * runs[16]["value_loss"] > 1.5 * runs[32]["value_loss"]
+    assert runs[32]["explained_variance"] == runs[1]["explained_variance"]  # of the behaviour values: same batch
 
 
 def test_ppo_state_dict_round_trip_mid_rollout_acts_identically():

@@ -1,9 +1,10 @@
 """HILP, GCBC, the offline training loop and zero-shot prompting (agents.hilp, agents.gcbc, agents.iql,
-runners.offline, runners.prompt_eval)."""
+runners.trainers.offline, runners.prompt_eval)."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +18,7 @@ from agents.iql import IQL, IQLConfig, OfflineData, expectile_loss
 from agents.random_agent import RandomAgent, RandomConfig
 from envs import ENVS
 from envs.datasets import DatasetWriter, TransitionDataset, load_dataset
+from envs.pointmaze import LAYOUTS, parse_layout
 from runners.checkpoint import checkpoint_paths, load_checkpoint
 from runners.cli import run_main
 from runners.evaluate_run import evaluate_run, parse_eval_args
@@ -52,6 +54,14 @@ def line_dataset(episodes: int = 8, length: int = 12, seed: int = 0) -> Transiti
         terminations=np.zeros(n, bool), truncations=np.array([k == length - 1 for k in t]),
         next_observations=np.array(nxt, np.float32), episode_ids=np.array(ids, np.int64), timesteps=np.array(t, np.int64),
         infos={}, metadata={"env": "pointmaze"})
+
+
+def saved_and_loaded(state):
+    """What a checkpoint gives back: torch.save, then torch.load with weights_only=True."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
 
 
 def hilp(**kw) -> HILPAgent:
@@ -168,6 +178,19 @@ def test_hilp_learns_temporal_distances_on_a_tiny_dataset():
     assert d[2] < d[6] < d[11]  # farther along the trajectory is farther in phi
 
 
+def expectile(x: np.ndarray, tau: float) -> float:
+    """The tau-expectile of a sample by bisection on its first-order condition
+    tau * sum_{x > v} (x - v) = (1 - tau) * sum_{x < v} (v - x)."""
+    low, high = float(x.min()), float(x.max())
+    for _ in range(100):
+        v = (low + high) / 2
+        if tau * np.clip(x - v, 0, None).sum() > (1 - tau) * np.clip(v - x, 0, None).sum():
+            low = v
+        else:
+            high = v
+    return (low + high) / 2
+
+
 def test_iql_value_is_an_upper_expectile_of_q():
     """With fixed critics, V moves to the upper expectile of Q over the data's actions."""
     torch.manual_seed(0)
@@ -175,14 +198,19 @@ def test_iql_value_is_an_upper_expectile_of_q():
     obs = torch.full((256, 2), 3.0)
     action = torch.rand(256, 2) * 2 - 1
     batch = {"obs": obs, "action": action, "reward": torch.zeros(256), "next_obs": obs, "terminated": torch.ones(256)}
-    for critic in (*iql.critics, *iql.critic_targets):  # Q(s, a) = a_0, frozen
-        critic.forward = lambda o, a, c=None: a[:, 0]
-    for _ in range(500):
+    for critic in (*iql.critics, *iql.critic_targets):  # Q(s, a) = (1 + a_0)^2, a skewed spread, frozen
+        critic.forward = lambda o, a, c=None: (1 + a[:, 0]) ** 2
+    for _ in range(1000):
         value_loss, _, _, _ = iql.losses(batch)
         iql.value_optimizer.zero_grad()
         value_loss.backward()
         iql.value_optimizer.step()
-    assert iql.value(obs[:1]).item() == pytest.approx(float(np.quantile(action[:, 0].numpy(), 0.75)), abs=0.15)
+    q = (1 + action[:, 0].numpy().astype(np.float64)) ** 2
+    target = expectile(q, 0.9)
+    # an upper expectile: well above the mean and apart from the nearby quantiles
+    assert q.mean() + 0.5 < target < q.max()
+    assert min(abs(target - np.quantile(q, p)) for p in (0.75, 0.8, 0.9)) > 0.1
+    assert iql.value(obs[:1]).item() == pytest.approx(target, abs=1e-3)
 
 
 def test_gcbc_imitates_on_a_tiny_dataset():
@@ -202,15 +230,53 @@ def test_gcbc_imitates_on_a_tiny_dataset():
     assert agent.sample_skills(5, np.random.default_rng(0)).shape == (5, 2)
 
 
-def test_state_dicts_round_trip():
-    for make in (lambda: hilp(), lambda: GCBCAgent(GCBCConfig(**TINY), OBS, ACT, 1, torch.device("cpu"))):
-        a, b = make(), make()
-        a.set_dataset(line_dataset(), "somewhere")
+def agent_tensors_of(state, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a (nested) state dict, by dotted path."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state}
+    if isinstance(state, dict):
+        return {k: v for key, value in state.items() for k, v in agent_tensors_of(value, f"{prefix}.{key}").items()}
+    if isinstance(state, (list, tuple)):
+        return {k: v for i, value in enumerate(state) for k, v in agent_tensors_of(value, f"{prefix}.{i}").items()}
+    return {}
+
+
+@pytest.mark.parametrize("name", ["hilp", "gcbc"])
+def test_state_dicts_round_trip_learns_identically(name):
+    """After a save/load round trip one seeded gradient step gives the same metrics and the same parameters
+    and optimiser moments (the batch, goals and skills come from the restored generator)."""
+
+    def make():
+        if name == "hilp":
+            return hilp()
+        agent = GCBCAgent(GCBCConfig(**TINY), OBS, ACT, 1, torch.device("cpu"))
+        agent.seed(0)
+        return agent
+
+    a, b = make(), make()
+    b.seed(123)  # a different generator, overwritten by the load
+    ds = line_dataset()
+    a.set_dataset(ds, "somewhere")
+    b.set_dataset(ds)
+    for _ in range(3):
         a.gradient_step()
-        b.load_state_dict(a.state_dict())
-        assert b.dataset_path == "somewhere"
-        obs, z = np.full((3, 2), 2.0, np.float32), a.sample_skills(3, np.random.default_rng(0))
-        np.testing.assert_array_equal(a.act_with_skill(obs, z), b.act_with_skill(obs, z))
+    b.load_state_dict(saved_and_loaded(a.state_dict()))
+    assert b.dataset_path == "somewhere"
+    obs, z = np.full((3, 2), 2.0, np.float32), a.sample_skills(3, np.random.default_rng(0))
+    np.testing.assert_array_equal(a.act_with_skill(obs, z), b.act_with_skill(obs, z))
+    steps = []
+    for agent in (a, b):
+        torch.manual_seed(7)
+        steps.append(agent.gradient_step())
+    assert steps[0] == steps[1] and steps[0]
+    after_a, after_b = agent_tensors_of(a.state_dict()), agent_tensors_of(b.state_dict())
+    assert after_a.keys() == after_b.keys() and len(after_a) > 10
+    for key, tensor in after_a.items():
+        torch.testing.assert_close(after_b[key], tensor, rtol=0, atol=0, msg=key)
+    # the step moved the parameters: the comparison above is not of two untouched copies
+    before = agent_tensors_of(saved_and_loaded(b.state_dict()))
+    b.gradient_step()
+    assert any(not torch.equal(before[k], t) for k, t in agent_tensors_of(b.state_dict()).items())
 
 
 # -- prompting suites --------------------------------------------------------------------------------
@@ -238,15 +304,68 @@ def test_reward_prompting_moves_towards_the_rewarded_corner():
         assert result["scalars"][f"return/{task}"] > result["scalars"][f"random_return/{task}"] + 200
 
 
-def test_goal_planning_suite_needs_the_dataset_and_plans_with_it():
-    agent = hilp(skill_dim=2, planning_states=500)
-    agent.phi_nets[0] = nn.Identity()
+class UnfoldedU(nn.Module):
+    """A phi of the U maze that is the identity along each arm and stretches the connecting corridor
+    (x in [3, 4], y in [2, 3]) by ``lift`` in y: the upper arm moves up by ``lift``. Distances along the
+    corridor grow, so the skill of plain goal prompting from the upper arm to the lower one points straight
+    down into the wall between the arms, while the phi-space midpoints HILP-Plan searches lie in the corridor."""
+
+    def __init__(self, lift: float = 4.0) -> None:
+        super().__init__()
+        self.lift = lift
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x, y = obs[:, 0], obs[:, 1]
+        shift = torch.where(y >= 3, torch.full_like(y, self.lift), torch.where(y >= 2, self.lift * (y - 2), torch.zeros_like(y)))
+        return torch.stack([x, y + shift], dim=1)
+
+
+def grid_dataset(layout: str, spacing: float = 0.1) -> TransitionDataset:
+    """Single-state episodes on a grid over the free cells of a point-maze layout (the planner's waypoints)."""
+    walls, _ = parse_layout(LAYOUTS[layout])
+    axis_x = np.arange(1 + spacing / 2, walls.shape[0] - 1, spacing)
+    axis_y = np.arange(1 + spacing / 2, walls.shape[1] - 1, spacing)
+    points = np.array([(x, y) for x in axis_x for y in axis_y if not walls[int(x), int(y)]], np.float32)
+    n = len(points)
+    return TransitionDataset.from_arrays(
+        observations=points, actions=np.zeros((n, 2), np.float32), rewards=np.zeros(n, np.float32),
+        terminations=np.zeros(n, bool), truncations=np.ones(n, bool), next_observations=points,
+        episode_ids=np.arange(n), timesteps=np.zeros(n, np.int64), infos={}, metadata={"env": "pointmaze"})
+
+
+def planning_agent(phi: nn.Module, layout: str) -> tuple[HILPAgent, EvalContext]:
+    """A HILP agent with a given phi and the policy that moves along z (the optimum of (phi(s') - phi(s))^T z
+    where phi is locally the identity), its dataset a grid over the maze."""
+    agent = hilp(skill_dim=2, planning_states=5000, planning_knns=10)
+    agent.phi_nets[0] = phi
     agent.act_with_skill = lambda obs, z, deterministic=True: z
-    ctx = EvalContext(agent=agent, env=MAZE, episodes=1, seed=0, deterministic=True, out_dir=None, step=0)
+    spec = dataclasses.replace(MAZE, layout=layout)
+    ctx = EvalContext(agent=agent, env=spec, episodes=1, seed=0, deterministic=True, out_dir=None, step=0)
+    return agent, ctx
+
+
+def test_goal_planning_suite_needs_the_dataset_and_solves_every_goal_with_identity_phi():
+    agent, ctx = planning_agent(nn.Identity(), "open")
     assert "needs the agent's dataset" in SUITES["goal_planning"](ctx)["skipped"]
-    agent.set_dataset(line_dataset())
+    agent.set_dataset(grid_dataset("open"))
     result = SUITES["goal_planning"](ctx)
-    assert result["waypoints"] == 96 and 0.0 <= result["scalars"]["success_rate"] <= 1.0
+    assert result["waypoints"] == 2500  # all 50 x 50 grid points of the open 5 x 5 cells
+    assert len(result["goals"]) == 12 and result["scalars"]["success_rate"] == 1.0
+    assert max(result["final_distances"]) < 0.5
+
+
+def test_goal_planning_beats_plain_goal_prompting_where_the_straight_line_is_walled_off():
+    agent, ctx = planning_agent(UnfoldedU(), "u")
+    agent.set_dataset(grid_dataset("u"))
+    planned, plain = SUITES["goal_planning"](ctx), SUITES["goal_reaching"](ctx)
+    assert planned["goals"] == plain["goals"] == [[1.5, 1.5], [2.5, 1.5], [2.5, 3.5], [3.5, 1.5], [3.5, 2.5], [3.5, 3.5]]
+    assert planned["scalars"]["success_rate"] == 1.0
+    # plain prompting walks from the upper arm into the wall above the two lower-left goals and stays there
+    np.testing.assert_allclose(plain["final_distances"][:2], [1.5, 1.5], atol=0.02)
+    assert plain["scalars"]["success_rate"] == pytest.approx(4 / 6)
+    # without recursions HILP-Plan is plain prompting
+    agent.cfg.planning_recursions = 0
+    assert SUITES["goal_planning"](ctx)["final_distances"] == plain["final_distances"]
 
 
 # -- the offline runner ------------------------------------------------------------------------------
