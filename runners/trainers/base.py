@@ -19,6 +19,7 @@ from agents import AGENTS, Agent
 from envs import EnvSpec
 from runners.config import ConfigError
 from runners.logger import Logger
+from runners.rollout import make_vector_env
 
 
 def build_agent(cfg: DictConfig, env: EnvSpec, observation_space, action_space, num_envs: int,
@@ -56,6 +57,24 @@ class Trainer:
         self.step = 0  # units of work done, over every invocation of the run
         self.episodes = 0  # episodes finished (0 for kinds that play none)
         self.total_steps = int(cfg.steps)
+
+    def open_envs(self, num_envs: int, check=None) -> None:
+        """The configured back-end's vector envs (``envs``, ``num_envs``), their spaces, and the agent built
+        for them (``agent``); ``check(agent)`` may refuse it. Nothing stays open if building fails."""
+        cfg = self.cfg
+        self.num_envs = num_envs
+        self.envs = make_vector_env(self.spec, num_envs, cfg.runner.backend, cfg.seed, cfg.runner.num_workers,
+                                    cfg.ray.address, cfg.ray.num_cpus)
+        try:
+            self.observation_space = self.envs.single_observation_space
+            self.action_space = self.envs.single_action_space
+            self.agent = build_agent(cfg, self.spec, self.observation_space, self.action_space, num_envs, self.device)
+            if check is not None:
+                check(self.agent)
+            self.agent.seed(cfg.seed)
+        except BaseException:
+            self.envs.close()
+            raise
 
     # -- what a kind must provide ---------------------------------------------------------------------
 

@@ -26,9 +26,9 @@ from runners.config import ConfigError
 from runners.curriculum import CurriculumDriver, build_teacher
 from runners.logger import Logger
 from runners.observers import CoverageObserver, CurriculumObserver, DatasetObserver, Observer
-from runners.rollout import EpisodeTracker, collect, make_vector_env
+from runners.rollout import EpisodeTracker, collect
 from runners.skill_eval import x_only
-from runners.trainers.base import Trainer, build_agent, num_envs_for
+from runners.trainers.base import Trainer, num_envs_for
 
 
 class OnlineTrainer(Trainer):
@@ -37,14 +37,8 @@ class OnlineTrainer(Trainer):
 
     def __init__(self, cfg: DictConfig, spec: EnvSpec, device: torch.device) -> None:
         super().__init__(cfg, spec, device)
-        self.num_envs = num_envs_for(cfg)
-        self.envs = make_vector_env(spec, self.num_envs, cfg.runner.backend, cfg.seed, cfg.runner.num_workers,
-                                    cfg.ray.address, cfg.ray.num_cpus)
+        self.open_envs(num_envs_for(cfg))
         try:
-            self.observation_space = self.envs.single_observation_space
-            self.action_space = self.envs.single_action_space
-            self.agent = build_agent(cfg, spec, self.observation_space, self.action_space, self.num_envs, device)
-            self.agent.seed(cfg.seed)
             self.curriculum = self._curriculum()
             self.dataset_metadata = self._dataset_metadata()
         except BaseException:

@@ -27,8 +27,8 @@ from omegaconf import DictConfig
 from agents.base import StudentsTeacher, require_contract
 from envs import EnvSpec
 from runners.config import ConfigError
-from runners.rollout import EpisodeTracker, collect, make_vector_env, reset_with_levels
-from runners.trainers.base import Trainer, build_agent, num_envs_for
+from runners.rollout import EpisodeTracker, collect, reset_with_levels
+from runners.trainers.base import Trainer, num_envs_for
 
 
 class StudentsTrainer(Trainer):
@@ -41,18 +41,8 @@ class StudentsTrainer(Trainer):
             raise ConfigError(f"agent {cfg.agent.name} proposes levels; env {spec.describe()} has no levels")
         if cfg.curriculum.name != "none":
             raise ConfigError(f"agent {cfg.agent.name} is its own teacher; drop curriculum={cfg.curriculum.name}")
-        self.num_envs = num_envs_for(cfg)
-        self.envs = make_vector_env(spec, self.num_envs, cfg.runner.backend, cfg.seed, cfg.runner.num_workers,
-                                    cfg.ray.address, cfg.ray.num_cpus)
-        try:
-            self.observation_space = self.envs.single_observation_space
-            self.action_space = self.envs.single_action_space
-            self.agent = build_agent(cfg, spec, self.observation_space, self.action_space, self.num_envs, device)
-            require_contract(self.agent, StudentsTeacher, "the students trainer", ConfigError)
-            self.agent.seed(cfg.seed)
-        except BaseException:
-            self.envs.close()
-            raise
+        self.open_envs(num_envs_for(cfg),
+                       check=lambda agent: require_contract(agent, StudentsTeacher, "the students trainer", ConfigError))
         self.metrics: dict[str, float] = {}
 
     def play_round(self, name: str, student: Any, levels: list[Any], seed: int) -> list[list[float]]:
