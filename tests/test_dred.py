@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from curricula.dred import DRED, DREDConfig, load_grounding_levels
-from curricula.level_buffer import rank_weights, staleness_weights
 from curricula.level_vae import interpolate, join_encodings, level_to_onehot, repair, slerp, split_encodings, train_vae
 from curricula.level_vae import reconstruction_accuracy as accuracy
 from envs.maze import decode, is_solvable
@@ -117,16 +116,17 @@ def test_dred_replay_distribution_is_the_grounded_mixture(dataset):
     buf.secondary[:n] = [0.0, 0.1, 0.3, 0.0, 0.9, 0.0]
     teacher.samples = 10
     buf.last_sampled[:n] = [9, 5, 0, 8, 9, 9]
-    primary = np.zeros(n)
-    primary[:4] = rank_weights(buf.scores[:4], 0.5)
-    secondary = rank_weights(buf.secondary[:n], 1.0)
-    stale = np.zeros(n)
-    stale[:4] = staleness_weights(np.array([1, 5, 10, 2]))
+    # By hand. Primary (dataset levels 0-3, temperature 0.5): scores 0.4, 0.1, 0.3, 0.2 rank 1, 4, 2, 3, weight
+    # rank^-2. Secondary (all six, temperature 1): 0.9 ranks 1, 0.3 ranks 2, 0.1 ranks 3, the three zeros tie
+    # at rank 4; weight 1 / rank. Staleness (dataset levels only): 10 - last sampled = 1, 5, 10, 2.
+    primary = np.array([1, 1 / 16, 1 / 4, 1 / 9, 0, 0]) / (1 + 1 / 16 + 1 / 4 + 1 / 9)
+    secondary = np.array([1 / 4, 1 / 3, 1 / 2, 1 / 4, 1, 1 / 4]) / (3 / 4 + 1 / 3 + 1 / 2 + 1)
+    stale = np.array([1, 5, 10, 2, 0, 0]) / 18
     for steps, c in ((0, 0.0), (50, 0.5), (100, 1.0), (500, 1.0)):
         teacher.env_steps = steps
         assert teacher.coef == c
         expected = 0.7 * ((1 - c) * primary + c * secondary) + 0.3 * stale
-        np.testing.assert_allclose(teacher.replay_weights(), expected / expected.sum())
+        np.testing.assert_allclose(teacher.replay_weights(), expected / expected.sum(), rtol=1e-12)
     assert teacher.replay_weights()[4] > teacher.replay_weights()[5]  # the grounded score counts at c = 1
 
 

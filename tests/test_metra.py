@@ -84,22 +84,35 @@ def test_registry_entries_are_configs_named_by_their_key():
 
 
 @pytest.mark.parametrize("discrete", [False, True])
-def test_sac_trains_on_phi_difference_reward_from_the_updated_phi(discrete, monkeypatch):
+def test_sac_trains_on_phi_difference_reward_from_the_updated_phi(discrete):
+    """The critics regress on r = (phi'(s') - phi'(s))^T z~ of the phi just stepped (phi'), with the raw z as
+    the networks' context. Every row is terminal, so the critic target is that reward itself and SAC's
+    reported critic loss is 1/2 mean (Q_1 - r)^2 + 1/2 mean (Q_2 - r)^2 with the critics of before the step."""
     w = np.array([[2.0, -1.0, 0.5], [0.0, 1.0, 3.0]]).T  # phi: R^2 -> R^3
     agent = make_agent(skill_dim=3, discrete_skills=discrete)
     use_phi(agent, w, lr=0.05)  # phi changes in the step: the reward must use the new phi
     rng = np.random.default_rng(1)
     s, s_next = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
     z = agent.sample_skills(5, rng)
-    seen = {}
-    monkeypatch.setattr(agent.sac, "update", lambda batch, reward: seen.update(reward=reward, ctx=batch["context"]) or {})
-    agent.update(toy_batch(s, s_next, z))
+    batch = toy_batch(s, s_next, z)
+    batch["terminated"] = torch.ones(5, dtype=torch.bool)
+    batch["action"] = torch.as_tensor(rng.uniform(-1, 1, (5, 2)), dtype=torch.float32)  # ACT is [-1, 1]^2
+    with torch.no_grad():
+        q1, q2 = (critic(batch["obs"], batch["action"], batch["z"]) for critic in agent.sac.critics)
+    metrics = agent.update(batch)
     new_w = agent.phi_net.weight.detach().numpy()
     assert not np.allclose(new_w, w)
     direction = (z - z.mean(1, keepdims=True)) * 3 / 2 if discrete else z
-    expected = np.sum((s_next @ new_w.T - s @ new_w.T) * direction, axis=1)
-    np.testing.assert_allclose(seen["reward"].numpy(), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(seen["ctx"].numpy(), z)  # the policy sees the raw (one-hot) skill
+    reward = torch.as_tensor(np.sum((s_next @ new_w.T - s @ new_w.T) * direction, axis=1), dtype=torch.float32)
+    old_reward = torch.as_tensor(np.sum((s_next @ w.T - s @ w.T) * direction, axis=1), dtype=torch.float32)
+
+    def critic_loss(r):
+        return (0.5 * ((q1 - r) ** 2).mean() + 0.5 * ((q2 - r) ** 2).mean()).item()
+
+    assert abs(critic_loss(reward) - critic_loss(old_reward)) > 1e-3  # the two phis are told apart
+    assert metrics["critic_loss"] == pytest.approx(critic_loss(reward), rel=1e-5)
+    assert metrics["q_target"] == pytest.approx(reward.mean().item(), rel=1e-5, abs=1e-6)
+    assert metrics["intrinsic_reward"] == pytest.approx(reward.mean().item(), rel=1e-5, abs=1e-6)
 
 
 def test_centred_one_hot_skills_as_in_the_reference():
@@ -213,9 +226,25 @@ def test_sac_step_schedule_and_skills_survive_a_different_env_count():
     agent = make_agent(num_envs=2)
     feed(agent, 30)  # 60 env steps, learning from step 20: 41 updates (steps 20..60)
     assert agent.updates == 41
-    single = make_agent(num_envs=1)  # rl-eval rebuilds agents with one env
-    single.load_state_dict(agent.state_dict())
-    assert single.z.shape == (1, 2)
+    state = agent.state_dict()
+    # the same env count: the running skills and the generator come back exactly
+    same = make_agent(num_envs=2)
+    same.seed(99)
+    same.load_state_dict(state)
+    np.testing.assert_array_equal(same.z, agent.z)
+    assert same.rng.bit_generator.state == agent.rng.bit_generator.state
+    # another env count (rl-eval rebuilds agents with one env): fresh skills drawn from the restored
+    # generator, the same whatever the rebuilt agent was seeded with
+    restored = np.random.default_rng()
+    restored.bit_generator.state = state["rng"]
+    expected = agent.sample_skills(1, restored)
+    for seed in (1, 2):
+        single = make_agent(num_envs=1)
+        single.seed(seed)
+        single.load_state_dict(state)
+        assert single.z.shape == (1, 2)
+        np.testing.assert_array_equal(single.z, expected)
+        assert single.rng.bit_generator.state == restored.bit_generator.state  # the draw advanced it
 
 
 # -- end to end ------------------------------------------------------------------------------------------

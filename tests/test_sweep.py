@@ -113,7 +113,9 @@ def test_summary_groups_seeds_and_writes_table_csv_and_plots(tmp_path):
     r = rows[("agent.skill_dim=2", "eval/return_mean")]
     assert r["n"] == 3 and r["seeds"] == "0 1 2" and r["steps"] == 300
     assert r["mean"] == pytest.approx(3.0) and r["std"] == pytest.approx(np.std([1, 2, 6], ddof=1))
-    assert 1.0 <= r["ci_low"] < 3.0 < r["ci_high"] <= 6.0
+    # three seeds: 1 in 27 resamples is all 1s (3.7% > 2.5%) and 1 in 27 all 6s, so the 95% percentile
+    # interval of the bootstrap mean is exactly [1, 6]
+    assert (r["ci_low"], r["ci_high"]) == (1.0, 6.0)
     assert rows[("agent.skill_dim=4", "train/recent_return")]["mean"] == pytest.approx(-11.0)
     assert rows[("agent.skill_dim=8", "eval/return_mean")]["n"] == 0, "a run that never logged counts as no seed"
 
@@ -126,13 +128,22 @@ def test_summary_groups_seeds_and_writes_table_csv_and_plots(tmp_path):
 
 
 def test_bootstrap_interval():
+    # Exact on a small sample: the bootstrap mean of [0, 0, 0, 1] is Binomial(4, 1/4) / 4; P(0) = 0.32 and
+    # P(mean >= 0.75) = 0.051 > 0.025 > P(1) = 0.004, so the 95% percentile interval is [0, 0.75].
+    assert bootstrap_ci(np.array([0.0, 0.0, 0.0, 1.0])) == (0.0, 0.75)
+    assert bootstrap_ci(np.array([0.0, 0.0, 0.0, 1.0]), level=0.5) == (0.0, 0.5)  # quartiles: P(0) = 0.32, P(<= 0.25) = 0.74
+    # A larger sample against an independent, 40x larger resampling of the same percentile interval: the
+    # Monte-Carlo error of 10,000 resamples is ~0.005 here, while the 90% interval is 0.05 narrower.
     values = np.random.default_rng(0).normal(5.0, 1.0, size=40)
     low, high = bootstrap_ci(values)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values))  # the normal interval, for comparison
-    assert low == pytest.approx(values.mean() - half, abs=0.1) and high == pytest.approx(values.mean() + half, abs=0.1)
+    means = values[np.random.default_rng(123).integers(0, 40, size=(400_000, 40))].mean(axis=1)
+    ref_low, ref_high = np.quantile(means, [0.025, 0.975])
+    assert low == pytest.approx(ref_low, abs=0.02) and high == pytest.approx(ref_high, abs=0.02)
+    assert low < values.mean() < high
     assert np.isnan(bootstrap_ci(np.array([1.0]))[0])
     band_low, band_high = bootstrap_ci(np.stack([values, values + 1]).T)  # per column
     assert band_low.shape == (2,) and band_high[1] == pytest.approx(high + 1)
+    assert band_low[0] == pytest.approx(low)
 
 
 # ---- real sweeps ---------------------------------------------------------------------------------------
