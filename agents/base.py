@@ -260,6 +260,9 @@ class PopulationMethod(Protocol):
     "population"``: quality-diversity and evolution strategies). Each generation the trainer plays one
     episode per proposed genome, in batches, locally or on Ray workers (``runners.episodes.play_episodes``)."""
 
+    episode_info_keys: tuple[str, ...]  # per-step info fields to record for ``tell`` (e.g. ("xy",)), or ()
+    episode_render: str | None  # frames to record: None, "final" (the last frame) or "all"
+
     def ask(self) -> list[np.ndarray]:
         """The genomes to evaluate now (plain parameter vectors)."""
 

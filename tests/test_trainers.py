@@ -272,3 +272,103 @@ def test_students_toy_regret_is_computed_on_the_same_levels(register, tmp_path, 
     assert teacher.students["protagonist"].observed == [0] * (2 * ROLLOUT * 4)
     rows = final_state(tmp_path / "run")
     assert rows["step"] == steps and rows["episodes"] == 2 * (2 * ROLLOUT + 2 * (ROLLOUT // T) + 4 * (ROLLOUT // T))
+
+
+# -- population ---------------------------------------------------------------------------------------
+
+
+class LinearPolicies:
+    """Row ``k`` plays the linear controller ``a = tanh(W_k s + b_k)`` of genome ``k`` (picklable)."""
+
+    def __init__(self, genomes: list[np.ndarray]) -> None:
+        self.genomes = np.stack(genomes)
+
+    def __call__(self, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        g = self.genomes[rows]
+        w, b = g[:, :4].reshape(-1, 2, 2), g[:, 4:]
+        return np.tanh(np.einsum("kij,kj->ki", w, np.asarray(obs, dtype=np.float64)) + b).astype(np.float32)
+
+
+@dataclass
+class ToySearchConfig(AgentConfig):
+    name: str = "toy_search"
+    population: int = 8
+    sigma: float = 0.5
+
+
+class ToyRandomSearch(Agent):
+    """Random search over linear policies: perturb the best genome, keep a perturbation that beats it."""
+
+    kind: ClassVar[str] = "population"
+    episode_info_keys: ClassVar[tuple[str, ...]] = ("xy",)
+    episode_render: ClassVar[str | None] = None
+
+    def __init__(self, cfg, observation_space, action_space, num_envs, device) -> None:
+        super().__init__(cfg, observation_space, action_space, num_envs, device)
+        self.best = np.zeros(6)
+        self.best_return = -np.inf
+        self.generation = 0
+        self.history: list[list[float]] = []  # every generation's returns
+
+    def ask(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([17, self.generation])  # no RNG state to checkpoint
+        return [self.best + self.cfg.sigma * rng.standard_normal(6) for _ in range(self.cfg.population)]
+
+    def genome_policy(self, genomes: list[np.ndarray]) -> LinearPolicies:
+        return LinearPolicies(genomes)
+
+    def tell(self, genomes, results) -> dict[str, float]:
+        assert len(results.returns) == len(genomes) and all(len(p) == n + 1 for p, n in
+                                                            zip(results.step_infos["xy"], results.lengths, strict=True))
+        self.history.append(results.returns.tolist())
+        k = int(np.argmax(results.returns))
+        if results.returns[k] > self.best_return:
+            self.best, self.best_return = genomes[k], float(results.returns[k])
+        self.generation += 1
+        return {"best_return": self.best_return}
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return LinearPolicies([self.best] * len(obs))(obs, np.arange(len(obs)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": torch.as_tensor(self.best), "best_return": self.best_return, "generation": self.generation,
+                "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, self.cfg.population)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_return = state["best"].numpy(), float(state["best_return"])
+        self.generation, self.history = int(state["generation"]), state["history"].tolist()
+
+
+def search_cfg(run_dir: Path, backend: str, steps: int = 48):
+    return compose_config(["agent=toy_search", "env=pointmaze", "env.goal=[5.5,5.5]", "env.goal_reward=dense",
+                           "env.max_episode_steps=20", f"steps={steps}", "checkpoint.every=16", "eval.episodes=2",
+                           "progress=false", f"runner.backend={backend}", "runner.num_workers=2", "ray.num_cpus=2",
+                           f"run_dir={run_dir}"])
+
+
+def test_population_toy_learns_and_is_identical_locally_and_on_ray(register, tmp_path):
+    import sys
+
+    from ray import cloudpickle
+
+    register(ToySearchConfig, ToyRandomSearch)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
+    local = final_state(train(search_cfg(tmp_path / "sync", "sync")).run_dir)
+    history = local["agent"]["history"]
+    assert history.shape == (6, 8) and local["step"] == 48 and local["episodes"] == 48
+    assert local["env_steps"] == 48 * 20
+    # The search climbs: the best genome found beats the first generation's average by far.
+    assert local["agent"]["best_return"] > history[0].mean() + 10.0
+
+    remote = final_state(train(search_cfg(tmp_path / "ray", "ray")).run_dir)
+    assert torch.equal(remote["agent"]["history"], history)  # the same episodes, played on Ray workers
+    assert torch.equal(remote["agent"]["best"], local["agent"]["best"])
+
+
+def test_population_toy_resumes_the_seed_sequence(register, tmp_path):
+    register(ToySearchConfig, ToyRandomSearch)
+    straight = final_state(train(search_cfg(tmp_path / "straight", "sync")).run_dir)
+    with pytest.raises(Crash):
+        train(search_cfg(tmp_path / "crashed", "sync"), hooks=CrashAt(16))
+    resumed = final_state(train(search_cfg(tmp_path / "crashed", "sync")).run_dir)
+    assert torch.equal(resumed["agent"]["history"], straight["agent"]["history"])

@@ -15,14 +15,16 @@ from runners.trainers.base import Trainer, build_agent, num_envs_for
 from runners.trainers.offline import OfflineTrainer
 from runners.trainers.online import OnlineTrainer
 from runners.trainers.phased import PhasedTrainer
+from runners.trainers.population import PopulationTrainer
 from runners.trainers.students import StudentsTrainer
 
 TRAINERS: dict[str, type[Trainer]] = {
     "online": OnlineTrainer,
     "offline": OfflineTrainer,
     "phased": PhasedTrainer,
+    "population": PopulationTrainer,
     "students": StudentsTrainer,
 }
 
-__all__ = ["TRAINERS", "OfflineTrainer", "OnlineTrainer", "PhasedTrainer", "StudentsTrainer", "Trainer", "build_agent",
+__all__ = ["TRAINERS", "OfflineTrainer", "OnlineTrainer", "PhasedTrainer", "PopulationTrainer", "StudentsTrainer", "Trainer", "build_agent",
            "num_envs_for"]
