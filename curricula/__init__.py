@@ -3,7 +3,8 @@
 ``TEACHERS`` maps each registry name (``curriculum=NAME``) to its config dataclass and teacher class;
 ``make_teacher`` builds one from a config, a seed and, for teachers of box levels, the parameter box. The
 contract (``sample``, ``update``, ``state_dict``/``load_state_dict``, ``log_scalars``, ``plot``, and the
-level kind each teacher makes) is in ``curricula.base``.
+level kind each teacher makes) and the frame every teacher shares (``LevelTeacher``, with its box and maze
+kinds ``BoxTeacher`` and ``curricula.maze_teacher.MazeTeacher``) are in ``curricula.base``.
 
 * box levels (parameter vectors): ``random``, ``alp_gmm``, ``covar_gmm``, ``riac`` after
   flowersteam/teachDeepRL;
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from curricula.alp_gmm import ALPGMM, ALPGMMConfig
-from curricula.base import LevelTeacher, LevelTeacherConfig, Teacher, TeacherConfig, check_bounds
+from curricula.base import BoxTeacher, BoxTeacherConfig, LevelTeacher, LevelTeacherConfig, Teacher, TeacherConfig, check_bounds
 from curricula.covar_gmm import CovarGMM, CovarGMMConfig
 from curricula.dr import DomainRandomization, DRConfig
 from curricula.dred import DRED, DREDConfig
@@ -50,5 +51,5 @@ def make_teacher(cfg: LevelTeacherConfig, low: Any = None, high: Any = None, see
     return teacher_cls(cfg, seed)
 
 
-__all__ = ["TEACHERS", "LevelTeacher", "LevelTeacherConfig", "Teacher", "TeacherConfig", "check_bounds",
-           "make_teacher"]
+__all__ = ["TEACHERS", "BoxTeacher", "BoxTeacherConfig", "LevelTeacher", "LevelTeacherConfig", "Teacher",
+           "TeacherConfig", "check_bounds", "make_teacher"]

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from curricula.base import Teacher, TeacherConfig, proportional_choice, to_array, to_tensor
+from curricula.base import BoxTeacher, BoxTeacherConfig, proportional_choice, to_array, to_tensor
 from curricula.gmm import Mixture, check_mixture_config, fit_mixture
 from curricula.plotting import plot_distribution
 
@@ -41,7 +41,7 @@ ALP_WARMUP = 5
 
 
 @dataclass
-class ALPGMMConfig(TeacherConfig):
+class ALPGMMConfig(BoxTeacherConfig):
     name: str = "alp_gmm"
     fit_rate: int = 250  # episodes between two fits; also the fit window and the random bootstrap
     random_task_ratio: float = 0.2  # share of uniform tasks once the mixture exists
@@ -107,7 +107,7 @@ class NearestEarlier:
         return int(best)
 
 
-class ALPGMM(Teacher):
+class ALPGMM(BoxTeacher):
     config_class = ALPGMMConfig
     cfg: ALPGMMConfig
 

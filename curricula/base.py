@@ -3,15 +3,18 @@
 Every teacher (``LevelTeacher``) proposes levels and learns from the scores the student obtained on them:
 ``sample(n)``, ``update(levels, scores)``, ``state_dict``/``load_state_dict``, ``log_scalars``, ``plot``.
 Teachers differ in the *kind* of level they produce (``level_kind``), and an env family declares the kind
-it plays (see ``runners.curriculum.build_teacher``):
+it plays (``EnvSpec.level_kind()``, see ``runners.curriculum.build_teacher``):
 
-* ``box``: a continuous parameter vector inside a box ``[low, high]`` (``Teacher`` below: Random, ALP-GMM,
-  Covar-GMM, RIAC on BipedalWalker and the toy testbed); scores are episodic returns;
-* ``maze``: an encoded maze layout (``curricula.maze_teacher``: DR, PLR, DRED); scores are computed by the
-  runner from the student's rollouts (value losses), see ``LevelTeacher.score_kind``.
+* ``box``: a continuous parameter vector inside a box ``[low, high]`` (``BoxTeacher`` below: Random,
+  ALP-GMM, Covar-GMM, RIAC on BipedalWalker and the toy testbed); scores are episodic returns;
+* ``maze``: an encoded maze layout (``curricula.maze_teacher.MazeTeacher``: DR, PLR, DRED); scores are
+  computed by the runner from the student's rollouts (value losses), see ``LevelTeacher.score_kind``.
 
-Teachers that want some episodes played without the student learning from them (robust PLR and DRED
-evaluate new levels first) answer ``sample_for_training(n)`` with a mask next to the levels.
+``LevelTeacher`` is the frame both kinds share: the config check, the seeded generator, sampling
+(``sample_for_training(n)``: levels and, per level, whether the student learns from its episode; robust
+PLR and DRED evaluate new levels first) and the state-dict frame (name, seed, generator). A kind's base
+adds what its levels need (the box and competences; the maze counters), and a method fills in
+``_propose`` (through its kind's hook), ``update`` and its own ``_state``/``_load``.
 
 Box teachers:
 
@@ -60,9 +63,17 @@ class LevelTeacherConfig:
     def validate(self) -> None:
         """Raise ValueError (one line) for a bad field value."""
 
+    def score_kind(self) -> str:
+        """Which score the teacher learns from (a key of ``SCORE_KINDS``); configs with a ``score`` field
+        return it."""
+        return "return"
+
+    def fit_to_run(self, steps: int) -> None:
+        """Fill defaults that depend on the run's length in env steps (schedules over "the run")."""
+
 
 @dataclass
-class TeacherConfig(LevelTeacherConfig):
+class BoxTeacherConfig(LevelTeacherConfig):
     """Base of the box teachers' configs."""
 
     # Episodic returns are mapped linearly from [score_low, score_high] to a competence in [0, 1]
@@ -134,27 +145,42 @@ SCORE_KINDS = {
 
 
 class LevelTeacher:
-    """The contract every teacher implements, whatever its kind of level."""
+    """The frame every teacher shares, whatever its kind of level: config check, seeded generator, sampling
+    and the state-dict frame (module docstring)."""
 
     level_kind: ClassVar[str] = "?"  # "box" | "maze": what ``sample`` returns and ``update`` accepts
     config_class: ClassVar[type[LevelTeacherConfig]] = LevelTeacherConfig
 
-    cfg: LevelTeacherConfig
-    seed: int
-    rng: np.random.Generator
+    def __init__(self, cfg: LevelTeacherConfig, seed: int) -> None:
+        if not isinstance(cfg, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(cfg).__name__}")
+        cfg.validate()
+        if cfg.score_kind() not in SCORE_KINDS:
+            raise ValueError(f"unknown score {cfg.score_kind()!r}; choose one of: {', '.join(SCORE_KINDS)}")
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
 
     @property
     def score_kind(self) -> str:
-        """Which score ``update`` expects (a key of ``SCORE_KINDS``): the config's ``score``, else returns."""
-        return getattr(self.cfg, "score", "return")
+        """Which score ``update`` expects (a key of ``SCORE_KINDS``): the config's."""
+        return self.cfg.score_kind()
 
+    # ----------------------------------------------------------------- the contract
     def sample(self, n: int) -> list[Any]:
-        raise NotImplementedError
+        """``n`` levels, all drawn from the current teacher state."""
+        return self.sample_for_training(n)[0]
 
     def sample_for_training(self, n: int) -> tuple[list[Any], np.ndarray]:
         """``n`` levels and, per level, whether the student may learn from its episode (False: the episode
-        only scores the level, e.g. robust PLR's new levels). Default: ``sample(n)``, all learnt from."""
-        return self.sample(n), np.ones(n, dtype=bool)
+        only scores the level, e.g. robust PLR's new levels)."""
+        if n < 0:
+            raise ValueError(f"cannot sample a negative number of levels ({n})")
+        levels, learn = [], np.ones(n, dtype=bool)
+        for k in range(n):
+            level, learn[k] = self._propose()
+            levels.append(level)
+        return levels, learn
 
     def update(self, levels: Sequence[Any], scores: Sequence[float], returns: Sequence[float] | None = None,
                lengths: Sequence[int] | None = None) -> None:
@@ -163,10 +189,16 @@ class LevelTeacher:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return {"name": self.cfg.name, "seed": self.seed, "rng": self.rng.bit_generator.state,
+                **self._kind_state(), **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        if state["name"] != self.cfg.name:
+            raise ValueError(f"state of teacher {state['name']!r} cannot be loaded into {self.cfg.name!r}")
+        self._load_kind_state(state)
+        self.seed = int(state["seed"])
+        self.rng.bit_generator.state = state["rng"]
+        self._load(state)
 
     def log_scalars(self) -> dict[str, float]:
         """Scalars worth a curve in TensorBoard (the runner prefixes them)."""
@@ -176,31 +208,42 @@ class LevelTeacher:
         """Write a PNG of what the teacher currently samples."""
         raise NotImplementedError
 
+    # ----------------------------------------------------------------- what a kind's base implements
+    def _propose(self) -> tuple[Any, bool]:
+        """The next level and whether the student learns from its episode."""
+        raise NotImplementedError
 
-class Teacher(LevelTeacher):
-    """Box teachers: bounds, generator, input checks and the state-dict frame; subclasses hold the method."""
+    def _kind_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_kind_state(self, state: dict[str, Any]) -> None:
+        """Restore (and check) what ``_kind_state`` saved; called before the generator is restored."""
+
+    # ----------------------------------------------------------------- what a method implements
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class BoxTeacher(LevelTeacher):
+    """Teachers of box levels: bounds, competences and input checks; subclasses hold the method
+    (``_sample_one``, ``_observe``, ``plot``)."""
 
     level_kind: ClassVar[str] = "box"
-    config_class: ClassVar[type[TeacherConfig]] = TeacherConfig
+    config_class: ClassVar[type[BoxTeacherConfig]] = BoxTeacherConfig
+    cfg: BoxTeacherConfig
 
-    def __init__(self, cfg: TeacherConfig, low: Any, high: Any, seed: int) -> None:
-        if not isinstance(cfg, self.config_class):
-            raise TypeError(
-                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(cfg).__name__}"
-            )
-        cfg.validate()
-        self.cfg = cfg
+    def __init__(self, cfg: BoxTeacherConfig, low: Any, high: Any, seed: int) -> None:
+        super().__init__(cfg, seed)
         self.low, self.high = check_bounds(low, high)
         self.ndims = self.low.size
-        self.seed = int(seed)
-        self.rng = np.random.default_rng(self.seed)
 
     # ----------------------------------------------------------------- the contract
-    def sample(self, n: int) -> list[np.ndarray]:
-        """``n`` levels (float64 vectors inside the bounds), all drawn from the current teacher state."""
-        if n < 0:
-            raise ValueError(f"cannot sample a negative number of levels ({n})")
-        return [self._sample_one() for _ in range(n)]
+    def _propose(self) -> tuple[np.ndarray, bool]:
+        """A level (a float64 vector inside the bounds); the student learns from every episode."""
+        return self._sample_one(), True
 
     def update(self, levels: Sequence[Any], scores: Sequence[float], returns: Sequence[float] | None = None,
                lengths: Sequence[int] | None = None) -> None:
@@ -215,28 +258,16 @@ class Teacher(LevelTeacher):
         for level, competence in zip(levels_arr, self._competence(scores_arr)):
             self._observe(level, float(competence))
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.cfg.name,
-            "low": to_tensor(self.low),
-            "high": to_tensor(self.high),
-            "seed": self.seed,
-            "rng": self.rng.bit_generator.state,
-            **self._state(),
-        }
+    def _kind_state(self) -> dict[str, Any]:
+        return {"low": to_tensor(self.low), "high": to_tensor(self.high)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["name"] != self.cfg.name:
-            raise ValueError(f"state of teacher {state['name']!r} cannot be loaded into {self.cfg.name!r}")
+    def _load_kind_state(self, state: dict[str, Any]) -> None:
         low, high = to_array(state["low"]), to_array(state["high"])
         if not (np.array_equal(low, self.low) and np.array_equal(high, self.high)):
             raise ValueError(
                 f"state was saved for bounds low={low.tolist()} high={high.tolist()}, "
                 f"this teacher has low={self.low.tolist()} high={self.high.tolist()}"
             )
-        self.seed = int(state["seed"])
-        self.rng.bit_generator.state = state["rng"]
-        self._load(state)
 
     def plot(self, path: str | Path) -> None:
         """Write a PNG of the current sampling distribution (first two parameter dimensions)."""
@@ -248,12 +279,6 @@ class Teacher(LevelTeacher):
 
     def _observe(self, level: np.ndarray, competence: float) -> None:
         raise NotImplementedError
-
-    def _state(self) -> dict[str, Any]:
-        return {}
-
-    def _load(self, state: dict[str, Any]) -> None:
-        pass
 
     # ----------------------------------------------------------------- helpers
     def _uniform(self) -> np.ndarray:
@@ -285,3 +310,8 @@ class Teacher(LevelTeacher):
                 f"update got level {row.tolist()} outside the bounds low={self.low.tolist()} high={self.high.tolist()}"
             )
         return np.clip(arr, self.low, self.high)
+
+
+# The names the box teachers had before the maze teachers joined them.
+Teacher = BoxTeacher
+TeacherConfig = BoxTeacherConfig

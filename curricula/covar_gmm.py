@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from curricula.base import Teacher, TeacherConfig, proportional_choice, to_array, to_tensor
+from curricula.base import BoxTeacher, BoxTeacherConfig, proportional_choice, to_array, to_tensor
 from curricula.gmm import Mixture, check_mixture_config, fit_mixture
 from curricula.plotting import plot_distribution
 
 
 @dataclass
-class CovarGMMConfig(TeacherConfig):
+class CovarGMMConfig(BoxTeacherConfig):
     name: str = "covar_gmm"
     fit_rate: int = 250  # episodes between two fits; also the fit window and the random bootstrap
     random_task_ratio: float = 0.2
@@ -50,7 +50,7 @@ class CovarGMMConfig(TeacherConfig):
             raise ValueError(f"random_task_ratio must be in [0, 1], got {self.random_task_ratio}")
 
 
-class CovarGMM(Teacher):
+class CovarGMM(BoxTeacher):
     config_class = CovarGMMConfig
     cfg: CovarGMMConfig
 

@@ -97,6 +97,14 @@ class DREDConfig(LevelTeacherConfig):
     level_pairs: int = 6  # pairs of dataset levels per generation round
     interpolations_per_pair: int = 6  # latent points per pair, endpoints included
 
+    def score_kind(self) -> str:
+        return self.score
+
+    def fit_to_run(self, steps: int) -> None:
+        """The annealed mixture runs over the whole run unless ``anneal_steps`` says otherwise."""
+        if self.anneal_steps is None:
+            self.anneal_steps = int(steps)
+
     def validate(self) -> None:
         if self.score not in DRED_SCORES:
             raise ValueError(f"unknown score {self.score!r}; choose one of: {', '.join(DRED_SCORES)}")

@@ -6,8 +6,9 @@ the agent's x, y and direction and the goal's x, y); the runner plays them with
 draws new levels from a *generator* ``generator(rng) -> encoding``, by default the env's domain
 randomisation (``envs.maze.random_level``); tests pass their own.
 
-Subclasses implement ``_next_level() -> (level, learn)`` (``learn`` False: the student only plays the
-episode to score the level) and ``_observe(level, score, ret)``, plus their state and plots.
+``MazeTeacher`` is the maze kind of the teacher frame (``curricula.base.LevelTeacher``, which the box
+teachers share). Subclasses implement ``_next_level() -> (level, learn)`` (``learn`` False: the student only
+plays the episode to score the level) and ``_observe(level, score, ret)``, plus their state and plots.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from curricula.base import SCORE_KINDS, LevelTeacher, LevelTeacherConfig
+from curricula.base import LevelTeacher, LevelTeacherConfig
 from envs.maze import decode, encode, random_level
 
 RECENT = 200  # episodes behind the logged solve rate and mean return
@@ -56,43 +57,24 @@ def check_level(level: Any) -> np.ndarray:
 
 
 class MazeTeacher(LevelTeacher):
-    """Base of the maze teachers: sampling frame, update checks, counters and the state-dict frame."""
+    """Base of the maze teachers: level generator, update checks, counters and their state."""
 
     level_kind: ClassVar[str] = "maze"
     config_class: ClassVar[type[LevelTeacherConfig]] = LevelTeacherConfig
 
     def __init__(self, cfg: LevelTeacherConfig, seed: int, generator: Generator | None = None) -> None:
-        if not isinstance(cfg, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(cfg).__name__}")
-        cfg.validate()
-        if self.score_kind_of(cfg) not in SCORE_KINDS:
-            raise ValueError(f"unknown score {self.score_kind_of(cfg)!r}; choose one of: {', '.join(SCORE_KINDS)}")
-        self.cfg = cfg
-        self.seed = int(seed)
-        self.rng = np.random.default_rng(self.seed)
+        super().__init__(cfg, seed)
         self.generator = generator or random_maze
         self.samples = 0  # levels handed out so far: PLR's clock c for staleness
         self.episodes = 0  # episodes reported
         self.env_steps = 0  # their steps, summed (schedules over the run)
         self.recent_returns: deque[float] = deque(maxlen=RECENT)
 
-    @staticmethod
-    def score_kind_of(cfg: LevelTeacherConfig) -> str:
-        return getattr(cfg, "score", "return")
-
     # ----------------------------------------------------------------- the contract
-    def sample(self, n: int) -> list[np.ndarray]:
-        return self.sample_for_training(n)[0]
-
-    def sample_for_training(self, n: int) -> tuple[list[np.ndarray], np.ndarray]:
-        if n < 0:
-            raise ValueError(f"cannot sample a negative number of levels ({n})")
-        levels, learn = [], np.ones(n, dtype=bool)
-        for k in range(n):
-            level, learn[k] = self._next_level()
-            self.samples += 1
-            levels.append(level)
-        return levels, learn
+    def _propose(self) -> tuple[np.ndarray, bool]:
+        level, learn = self._next_level()
+        self.samples += 1
+        return level, learn
 
     def update(self, levels: Sequence[Any], scores: Sequence[float], returns: Sequence[float] | None = None,
                lengths: Sequence[int] | None = None) -> None:
@@ -116,27 +98,14 @@ class MazeTeacher(LevelTeacher):
             self.recent_returns.append(float(ret))
             self._observe(level, float(score), float(ret))
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.cfg.name,
-            "seed": self.seed,
-            "rng": self.rng.bit_generator.state,
-            "samples": self.samples,
-            "episodes": self.episodes,
-            "env_steps": self.env_steps,
-            "recent_returns": torch.tensor(list(self.recent_returns), dtype=torch.float64),
-            **self._state(),
-        }
+    def _kind_state(self) -> dict[str, Any]:
+        return {"samples": self.samples, "episodes": self.episodes, "env_steps": self.env_steps,
+                "recent_returns": torch.tensor(list(self.recent_returns), dtype=torch.float64)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["name"] != self.cfg.name:
-            raise ValueError(f"state of teacher {state['name']!r} cannot be loaded into {self.cfg.name!r}")
-        self.seed = int(state["seed"])
-        self.rng.bit_generator.state = state["rng"]
+    def _load_kind_state(self, state: dict[str, Any]) -> None:
         self.samples, self.episodes = int(state["samples"]), int(state["episodes"])
         self.env_steps = int(state["env_steps"])
         self.recent_returns = deque(state["recent_returns"].tolist(), maxlen=RECENT)
-        self._load(state)
 
     def log_scalars(self) -> dict[str, float]:
         scalars = {"episodes": float(self.episodes)}
@@ -179,12 +148,6 @@ class MazeTeacher(LevelTeacher):
 
     def _observe(self, level: np.ndarray, score: float, ret: float) -> None:
         raise NotImplementedError
-
-    def _state(self) -> dict[str, Any]:
-        return {}
-
-    def _load(self, state: dict[str, Any]) -> None:
-        pass
 
     def _scalars(self) -> dict[str, float]:
         return {}

@@ -69,6 +69,9 @@ class PLRConfig(LevelTeacherConfig):
     staleness_coef: float = 0.3  # rho: weight of the staleness distribution
     robust: bool = False  # PLR-perp: no gradient from episodes on new (exploratory) levels
 
+    def score_kind(self) -> str:
+        return self.score
+
     def validate(self) -> None:
         if self.score not in PLR_SCORES:
             raise ValueError(f"unknown score {self.score!r}; choose one of: {', '.join(PLR_SCORES)}")

@@ -13,18 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from curricula.base import Teacher, TeacherConfig, to_array, to_tensor
+from curricula.base import BoxTeacher, BoxTeacherConfig, to_array, to_tensor
 from curricula.plotting import plot_distribution
 
 RECENT = 250  # episodes kept for plots and logs (the GMM teachers' fit window)
 
 
 @dataclass
-class RandomConfig(TeacherConfig):
+class RandomConfig(BoxTeacherConfig):
     name: str = "random"
 
 
-class RandomTeacher(Teacher):
+class RandomTeacher(BoxTeacher):
     config_class = RandomConfig
 
     def __init__(self, cfg: RandomConfig, low: Any, high: Any, seed: int) -> None:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from curricula.base import Teacher, TeacherConfig, proportional_choice, to_array, to_tensor
+from curricula.base import BoxTeacher, BoxTeacherConfig, proportional_choice, to_array, to_tensor
 from curricula.plotting import plot_distribution
 
 MAX_CUT_DRAWS = 100  # draws of one split attempt before it counts as invalid
@@ -50,7 +50,7 @@ INSIDE_MARGIN = 1e-5  # perturbed tasks stay this far inside their region's face
 
 
 @dataclass
-class RIACConfig(TeacherConfig):
+class RIACConfig(BoxTeacherConfig):
     name: str = "riac"
     max_region_size: int = 200  # pairs a leaf holds before it is split
     alp_window_size: int | None = None  # competences in a region's ALP; None = max_region_size
@@ -113,7 +113,7 @@ class Region:
         return bool(np.all(task >= self.low) and np.all(task <= self.high))
 
 
-class RIAC(Teacher):
+class RIAC(BoxTeacher):
     config_class = RIACConfig
     cfg: RIACConfig
 

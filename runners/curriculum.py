@@ -9,22 +9,26 @@ fell back to its own default (e.g. after a rollout worker restart).
 
 Level kinds. A teacher declares the kind of level it produces (``LevelTeacher.level_kind``: ``box`` for a
 parameter vector in a box, ``maze`` for an encoded maze layout) and an env family the kind it plays
-(``env_level_kind``); ``build_teacher`` refuses a mismatch and gives each teacher what its kind needs (the
-box and the return range for box teachers; maze teachers build their own level generators from ``envs``).
+(``EnvSpec.level_kind()``); ``build_teacher`` refuses a mismatch and gives each teacher what its kind needs
+(the box and the return range for box teachers; maze teachers build their own level generators from
+``envs``), and lets the config fill its run-length defaults (``LevelTeacherConfig.fit_to_run``).
 
 Scores (``LevelTeacher.score_kind``). ``return`` scores are the episodic returns, reported as soon as an
 episode ends. Value-loss scores (PLR, DRED: ``pvl``, ``l1vl``, ``maxmc``, see ``curricula.base``) come from
-the student's rollout statistics: PPO publishes, after every update, the per-env, per-step GAE advantages
-and values of the rollout it learnt from (``last_rollout_stats``). Episodes span rollout boundaries, so
+the student's rollout statistics: a ``ScoredStudent`` (``agents.base``; PPO) publishes, after every update,
+the per-env, per-step GAE advantages and values of the rollout it learnt from (``last_rollout_stats``). Episodes span rollout boundaries, so
 ``EpisodeScorer`` accumulates each env's steps across rollouts and reports an episode once it has ended
 *and* the advantages of all its steps are known (after the update of the rollout it ended in). Each step's
 advantage is the one computed in its own rollout (bootstrapped at the rollout's end with that policy's
 value), as the reference code (dcd) merges partial-episode scores weighted by their step counts.
 
 Evaluation-only episodes. A teacher may ask that the student not learn from some episodes
-(``sample_for_training``: robust PLR's and DRED's new levels). The driver keeps that flag per env for the
+(``LevelTeacher.sample_for_training``: robust PLR's and DRED's new levels). The driver keeps that flag per env for the
 running episode and the queued one, and passes it to the student (``set_learning_mask``) whenever an
 episode starts, so PPO masks those transitions out of its losses while still computing their advantages.
+
+A teacher outside the ``LevelTeacher`` frame that implements only the design's contract (``sample``,
+``update(levels, scores)``) is driven too: scored by returns, every episode learnt from.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from agents import Agent
+from agents.base import ScoredStudent
 from curricula import TEACHERS, LevelTeacher, make_teacher
 from curricula.base import SCORE_KINDS
 from envs import EnvSpec
-from envs.maze import MAZE_SIZE, MazeSpec
 from runners.config import ConfigError
 from runners.rollout import reset_with_levels
 
@@ -49,15 +53,8 @@ VALUE_SCORES = ("pvl", "l1vl", "maxmc")
 
 
 def env_level_kind(spec: EnvSpec) -> str | None:
-    """The kind of level an env family plays: its ``level_kind`` if it declares one, ``maze`` for the 13x13
-    mazes of ``envs.maze`` (the size the maze teachers generate), ``box`` if it has a level box, None for an
-    env without levels."""
-    kind = getattr(spec, "level_kind", None)
-    if kind is None and isinstance(spec, MazeSpec) and spec.size == MAZE_SIZE:
-        kind = "maze"
-    if kind is None and spec.level_bounds() is not None:
-        kind = "box"
-    return kind
+    """The kind of level an env family plays (``EnvSpec.level_kind()``), None for an env without levels."""
+    return spec.level_kind()
 
 
 def build_teacher(cfg: DictConfig, spec: EnvSpec) -> LevelTeacher | None:
@@ -81,9 +78,7 @@ def build_teacher(cfg: DictConfig, spec: EnvSpec) -> LevelTeacher | None:
                 teacher_cfg.score_low, teacher_cfg.score_high = spec.score_range()
             teacher_cfg.validate()
             return make_teacher(teacher_cfg, bounds[0], bounds[1], seed=int(cfg.seed))
-        # Schedules over "the run" (DRED's annealed mixture) default to the run's length.
-        if getattr(teacher_cfg, "anneal_steps", 0) is None:
-            teacher_cfg.anneal_steps = int(cfg.steps)
+        teacher_cfg.fit_to_run(int(cfg.steps))
         teacher_cfg.validate()
         return make_teacher(teacher_cfg, seed=int(cfg.seed))
     except ValueError as exc:
@@ -160,12 +155,12 @@ class CurriculumDriver:
         self.pending: list[Any] = []
         self.episodes = 0  # episodes reported to the teacher
         # Teachers implementing only the design's contract (sample, update) are scored with returns.
-        kind = getattr(teacher, "score_kind", "return")
+        kind = teacher.score_kind if isinstance(teacher, LevelTeacher) else "return"
         if kind not in SCORE_KINDS:
             raise ConfigError(f"curriculum {self._name}: unknown score {kind!r}; choose one of: {', '.join(SCORE_KINDS)}")
         self.scorer: EpisodeScorer | None = None
         if kind in VALUE_SCORES:
-            if student is None or not hasattr(student, "last_rollout_stats"):
+            if not isinstance(student, ScoredStudent):
                 raise ConfigError(f"curriculum={self._name} scores levels by the student's value loss ({kind}); "
                                   f"agent {self._student_name} publishes no rollout statistics (use agent=ppo)")
             self.scorer = EpisodeScorer(num_envs, kind)
@@ -177,19 +172,22 @@ class CurriculumDriver:
 
     @property
     def _name(self) -> str:
-        return getattr(getattr(self.teacher, "cfg", None), "name", type(self.teacher).__name__)
+        return self.teacher.cfg.name if isinstance(self.teacher, LevelTeacher) else type(self.teacher).__name__
 
     @property
     def _student_name(self) -> str:
-        return getattr(getattr(self.student, "cfg", None), "name", type(self.student).__name__)
+        return self.student.cfg.name if isinstance(self.student, Agent) else type(self.student).__name__
+
+    @property
+    def _masking(self) -> bool:
+        """Whether the student has been told to skip some episodes (a mask is in force)."""
+        return isinstance(self.student, ScoredStudent) and self.student.learning_mask is not None
 
     def _sample(self, n: int) -> tuple[list[Any], np.ndarray]:
-        """``n`` levels and whether the student learns from each (teachers without ``sample_for_training``:
-        always)."""
-        sampler = getattr(self.teacher, "sample_for_training", None)
-        if sampler is None:
+        """``n`` levels and whether the student learns from each (teachers outside the frame: always)."""
+        if not isinstance(self.teacher, LevelTeacher):
             return list(self.teacher.sample(n)), np.ones(n, dtype=bool)
-        levels, learning = sampler(n)
+        levels, learning = self.teacher.sample_for_training(n)
         return list(levels), np.array(learning, dtype=bool).reshape(n)
 
     # ----------------------------------------------------------------- the loop's hooks
@@ -202,7 +200,7 @@ class CurriculumDriver:
         self._tell_student()
         if self.scorer is not None:  # episodes in flight before a resume are gone; so are their sums
             self.scorer = EpisodeScorer(self.num_envs, self.scorer.kind)
-            self._stats_seen = getattr(self.student, "last_rollout_stats", None)
+            self._stats_seen = self.student.last_rollout_stats
             self._rows_since_stats = 0
         return obs, info
 
@@ -248,7 +246,7 @@ class CurriculumDriver:
     def _score_new_rollout(self) -> None:
         """Score the episodes whose steps' advantages the student has just published."""
         self._rows_since_stats += 1
-        stats = getattr(self.student, "last_rollout_stats", None)
+        stats = self.student.last_rollout_stats  # a ScoredStudent: checked when the scorer was made
         if stats is None or stats is self._stats_seen:
             return
         scored = [entry for entry in self.scorer.consume(stats, self._rows_since_stats) if entry[0] is not None]
@@ -259,9 +257,9 @@ class CurriculumDriver:
             self.episodes += len(levels)
 
     def _tell_student(self) -> None:
-        if self.learning.all() and getattr(self.student, "learning_mask", None) is None:
+        if self.learning.all() and not self._masking:
             return  # nothing masked yet: students without the hook (random, SAC) keep working
-        if not hasattr(self.student, "set_learning_mask"):
+        if not isinstance(self.student, ScoredStudent):
             raise ConfigError(f"curriculum={self._name} plays evaluation-only episodes but agent {self._student_name} "
                               "cannot skip learning from them (use agent=ppo)")
         self.student.set_learning_mask(self.learning)
@@ -276,7 +274,7 @@ class CurriculumDriver:
 
     def log_scalars(self) -> dict[str, float]:
         scalars = {**self.teacher.log_scalars(), "teacher_episodes": self.episodes}
-        if not self.learning.all() or getattr(self.student, "learning_mask", None) is not None:
+        if not self.learning.all() or self._masking:
             scalars["learning_envs"] = float(self.learning.mean())
         return scalars
 

@@ -264,7 +264,9 @@ class IntLevelEcho(gym.Env):
 @dataclass
 class IntLevelSpec(EnvSpec):
     name: str = "int_levels"
-    level_kind = "maze"
+
+    def level_kind(self):
+        return "maze"
 
     def make(self, render_mode=None, **overrides):
         return IntLevelEcho()
