@@ -82,6 +82,9 @@ def test_resumed_run_ends_with_the_checkpoint_of_a_straight_run(agent, tmp_path,
     assert straight_curves == resumed_curves
     losses = {"sac": "train/critic_loss", "ppo": "train/value_loss", "metra": "train/phi_loss"}[agent]
     assert any(tag == losses and step > 40 for tag, step in straight_curves)
+    # coverage (restored from the checkpoint) and the episode counters are among the curves compared
+    assert {("train/coverage_total", 80), ("train/coverage_queue", 80), ("train/dropped_episodes", 80),
+            ("train/episodes", 80)} <= straight_curves.keys()
 
 
 @pytest.mark.xfail(strict=True, reason="train/recent_return's window of the last 20 returns is not checkpointed: after a "
