@@ -2,12 +2,26 @@
 
 ``AGENTS`` maps each CLI name (``agent=NAME``) to its config dataclass and agent class. Presets of one
 method (a baseline that shares its code path, a per-environment preset) are further entries with
-different config defaults.
+different config defaults. Each agent class declares the trainer kind that drives it (``Agent.kind``, one
+of ``METHOD_KINDS``) and implements the contracts of ``agents.base`` that its evaluation and trainers use.
 """
 
 from __future__ import annotations
 
-from agents.base import Agent, AgentConfig, Transition
+from agents.base import (
+    METHOD_KINDS,
+    Agent,
+    AgentConfig,
+    GoalPrompted,
+    OfflineLearner,
+    PlanPrompted,
+    RewardPrompted,
+    ScoredStudent,
+    SkillAgent,
+    SkillRepresentation,
+    Transition,
+    require_contract,
+)
 from agents.gcbc import GCBCAgent, GCBCConfig
 from agents.hilp import HILPAgent, HILPConfig
 from agents.metra import DIAYNConfig, LSDConfig, METRAAgent, METRAConfig
@@ -26,4 +40,5 @@ AGENTS: dict[str, tuple[type[AgentConfig], type[Agent]]] = {
     "gcbc": (GCBCConfig, GCBCAgent),
 }
 
-__all__ = ["AGENTS", "Agent", "AgentConfig", "Transition"]
+__all__ = ["AGENTS", "METHOD_KINDS", "Agent", "AgentConfig", "GoalPrompted", "OfflineLearner", "PlanPrompted",
+           "RewardPrompted", "ScoredStudent", "SkillAgent", "SkillRepresentation", "Transition", "require_contract"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+import torch
 
 from agents.base import Agent, AgentConfig
 
@@ -16,14 +18,15 @@ class RandomConfig(AgentConfig):
 
 
 class RandomAgent(Agent):
-    def __init__(self, cfg: RandomConfig, observation_space, action_space, num_envs, device) -> None:
+    def __init__(self, cfg: RandomConfig, observation_space: gym.Space, action_space: gym.Space, num_envs: int,
+                 device: torch.device | None) -> None:
         super().__init__(cfg, observation_space, action_space, num_envs, device)
         self.rng = np.random.default_rng()
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         n = len(obs)
         space = self.action_space
-        if hasattr(space, "n"):
+        if isinstance(space, gym.spaces.Discrete):
             return self.rng.integers(0, space.n, size=n)
         return self.rng.uniform(space.low, space.high, size=(n, *space.shape)).astype(space.dtype)
 
