@@ -12,6 +12,7 @@ to float happens in the networks' encoders, on the device.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,22 +119,61 @@ class ReplayBuffer:
         self.pos, self.size = int(state["pos"]), size
 
 
-def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, no_bootstrap: np.ndarray,
-                chain_break: np.ndarray, gamma: float, gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
-    """Generalised advantage estimation (Schulman et al. 2016) over a [T, N] rollout.
+def owned_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
+              episode_end: np.ndarray, valid: np.ndarray, mine: np.ndarray,
+              handover_value: Callable[[np.ndarray], np.ndarray], gamma: float,
+              gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimation (Schulman et al. 2016) over the rows ``mine`` of a [T, N] rollout.
 
-    ``next_values[t]`` is V of the real successor of step t. ``no_bootstrap[t]`` (termination) zeroes it:
-    delta_t = r_t + gamma * (1 - no_bootstrap_t) * V(s'_t) - V(s_t). ``chain_break[t]`` (any episode end,
-    and the step before a row that is not a transition) stops the lambda-sum there:
-    A_t = delta_t + gamma * lambda * (1 - chain_break_t) * A_{t+1}. A truncated step therefore
-    bootstraps from V(s') but does not leak advantages of the next episode. Returns (advantages,
-    returns = advantages + values), the latter the value targets (TD(lambda) returns)."""
-    advantages = np.zeros_like(values, dtype=np.float32)
-    carry = np.zeros(values.shape[1:], dtype=np.float32)
-    for t in reversed(range(len(rewards))):
-        delta = rewards[t] + gamma * (1.0 - no_bootstrap[t]) * next_values[t] - values[t]
-        carry = delta + gamma * gae_lambda * (1.0 - chain_break[t]) * carry
-        advantages[t] = carry
+    A policy's rows in one env form its own chain: the successor of its row t is its next row u > t in the
+    same env and episode (u = t + 1 unless another policy acted in between), so
+    delta_t = r_t + gamma * V(s_u) - V(s_t) and A_t = delta_t + gamma * lambda * A_u; the other policy's steps
+    in between are part of the environment it sees, one transition long. Where the chain stops:
+
+    * row t ends an episode (``episode_end``): delta_t = r_t + gamma * (1 - terminated_t) * next_values_t
+      - V(s_t) (a truncation bootstraps from V(s'), a termination or unknown successor does not);
+    * the policy does not act again in this env before the episode or the rollout ends: no bootstrap if the
+      episode is terminated first, else from its own value of the state s'_t its last action led to
+      (``next_values_t`` at the rollout's last row, ``values_{t+1}`` when row t + 1 is its own, dropped row,
+      otherwise ``handover_value``).
+
+    ``handover_value(rows)`` gets the boolean [T, N] mask of rows whose s'_t is the observation of row t + 1,
+    where another policy acts, and returns the owner's V of those observations in row-major order.
+    Returns (advantages, returns = advantages + values); rows not ``mine`` (or not valid) get advantage 0."""
+    steps, num_envs = rewards.shape
+    envs = np.arange(num_envs)
+    # Pass 1 (backwards): each row's next own row in the same episode (-1: none), and whether the first
+    # episode end after it is a real termination.
+    link = np.full((steps, num_envs), -1)
+    ends_terminal = np.zeros((steps, num_envs), bool)
+    following, terminal = np.full(num_envs, -1), np.zeros(num_envs, bool)
+    for t in reversed(range(steps)):
+        link[t] = np.where(episode_end[t], -1, following)
+        ends_terminal[t] = terminal
+        following = np.where(mine[t] & valid[t], t, np.where(episode_end[t], -1, following))
+        terminal = np.where(episode_end[t], terminated[t] & valid[t], terminal)
+
+    # V of each row's successor in its owner's chain (zeroed below where it must not be bootstrapped from).
+    successor = np.where(link >= 0, values[np.maximum(link, 0), envs], 0.0).astype(np.float32)
+    successor[episode_end] = next_values[episode_end]
+    dangling = mine & valid & ~episode_end & (link < 0) & ~ends_terminal
+    successor[-1][dangling[-1]] = next_values[-1][dangling[-1]]
+    own_next = np.zeros_like(dangling)
+    own_next[:-1] = dangling[:-1] & mine[1:]
+    successor[:-1][own_next[:-1]] = values[1:][own_next[:-1]]
+    handover = np.zeros_like(dangling)
+    handover[:-1] = dangling[:-1] & ~mine[1:]
+    if handover.any():
+        successor[handover] = handover_value(handover)
+    no_bootstrap = np.where(episode_end, terminated, (link < 0) & ~dangling)
+
+    # Pass 2 (backwards): the lambda-sums along each chain.
+    advantages = np.zeros((steps, num_envs), dtype=np.float64)
+    for t in reversed(range(steps)):
+        delta = rewards[t] + gamma * (1.0 - no_bootstrap[t]) * successor[t] - values[t]
+        later = np.where(link[t] >= 0, advantages[np.maximum(link[t], 0), envs], 0.0)
+        advantages[t] = np.where(mine[t] & valid[t], delta + gamma * gae_lambda * later, 0.0)
+    advantages = advantages.astype(np.float32)
     return advantages, advantages + values
 
 
@@ -144,7 +184,9 @@ class RolloutStats:
     ``max(advantages, 0)`` (positive value loss) or of ``|advantages|`` over its steps; episodes end
     after the rows where ``episode_end`` is True. Rows with ``valid`` False were not transitions; rows with
     ``learn`` False were transitions that PPO computed advantages for but took no gradient from (episodes a
-    teacher asked to be played for evaluation only, see ``PPOAgent.set_learning_mask``)."""
+    teacher asked to be played for evaluation only, see ``PPOAgent.set_learning_mask``, and rows another
+    policy owns). ``owned`` marks the rows of the policy these advantages are for (all rows of a
+    single-policy rollout); the others have advantage 0."""
 
     rewards: np.ndarray
     values: np.ndarray
@@ -154,18 +196,23 @@ class RolloutStats:
     episode_end: np.ndarray
     valid: np.ndarray
     learn: np.ndarray
+    owned: np.ndarray | None = None
 
 
 class RolloutBuffer:
-    """``n_steps`` vector steps of ``num_envs`` envs, collected by one policy and used once.
+    """``n_steps`` vector steps of ``num_envs`` envs, used once.
 
     Besides the transition, each step records what the behaviour policy computed (log pi(a|s), V(s))
     and V(s') where the successor is not the next row's observation (a truncated episode's final
     observation, or any successor at the last step); elsewhere V(s'_t) is V(s_{t+1}), already stored.
-    ``learn`` marks the rows the losses may use: GAE runs over every transition, gradients only over these."""
+    ``learn`` marks the rows the losses may use: GAE runs over every transition, gradients only over these.
+    ``owner`` is the id of the policy that acted on each row (0 when one policy collects everything):
+    methods whose policies take turns in one env, or share a rollout, give each row to the policy that
+    chose its action, and each policy computes its advantages and learns from its own rows only
+    (``compute_advantages(owner=...)``, see ``owned_gae``)."""
 
     _FIELDS = ("obs", "actions", "logprobs", "values", "rewards", "next_values", "terminated", "episode_end", "valid",
-               "learn")
+               "learn", "owner")
 
     def __init__(self, n_steps: int, num_envs: int, observation_space: gym.Space, action_space: gym.Space) -> None:
         self.n_steps, self.num_envs = n_steps, num_envs
@@ -181,6 +228,7 @@ class RolloutBuffer:
         self.episode_end = zeros(dtype=np.bool_)  # terminated or truncated
         self.valid = zeros(dtype=np.bool_)  # False: a dropped row, not a transition
         self.learn = zeros(dtype=np.bool_)  # False: a transition excluded from the losses (evaluation only)
+        self.owner = zeros(dtype=np.int64)  # id of the policy that acted
         self.step = 0
 
     @property
@@ -188,16 +236,18 @@ class RolloutBuffer:
         return self.step == self.n_steps
 
     def needs_next_value(self, batch: Transition) -> np.ndarray:
-        """Rows of ``batch`` (the step about to be added) whose V(s') must be computed now: the successor
-        is real and bootstrapped from, and it is not the next row's observation."""
+        """Rows of ``batch`` (the step about to be added) whose V(s') must be computed now, by the policy
+        that owns the row: the successor is real and bootstrapped from, and it is not the next row's
+        observation."""
         keep, no_bootstrap = _masks(batch)
         last = self.step == self.n_steps - 1
         return keep & ~no_bootstrap & (np.asarray(batch.truncated, bool) | last)
 
     def add(self, batch: Transition, action: np.ndarray, logprob: np.ndarray, value: np.ndarray,
-            next_value: np.ndarray, learn: np.ndarray | None = None) -> None:
+            next_value: np.ndarray, learn: np.ndarray | None = None, owner: np.ndarray | int = 0) -> None:
         """Store one vector step. ``action`` is the sampled (unclipped) action, ``next_value`` V(s') where
-        ``needs_next_value`` said so (ignored elsewhere); ``learn`` (default all) the rows losses may use."""
+        ``needs_next_value`` said so (ignored elsewhere); ``learn`` (default all) the rows losses may use;
+        ``owner`` the id of the policy that acted, per row or one for all."""
         if self.full:
             raise RuntimeError("rollout buffer is full; compute advantages and reset it first")
         keep, no_bootstrap = _masks(batch)
@@ -210,20 +260,27 @@ class RolloutBuffer:
         self.episode_end[t] = no_bootstrap | np.asarray(batch.truncated, bool) | ~keep
         self.valid[t] = keep
         self.learn[t] = keep if learn is None else keep & np.asarray(learn, bool)
+        self.owner[t] = owner
         self.step += 1
 
-    def compute_advantages(self, gamma: float, gae_lambda: float) -> RolloutStats:
-        """GAE over the full rollout, with V(s'_t) = V(s_{t+1}) inside episodes."""
-        next_values = self.next_values.copy()
-        inside = ~self.episode_end[:-1]
-        next_values[:-1][inside] = self.values[1:][inside]
-        chain_break = self.episode_end.copy()
-        chain_break[:-1] |= ~self.valid[1:]  # a dropped row's successor is unknown: stop the sum before it
-        advantages, returns = compute_gae(self.rewards, self.values, next_values, self.terminated,
-                                          chain_break, gamma, gae_lambda)
-        advantages[~self.valid] = 0.0
-        return RolloutStats(self.rewards.copy(), self.values.copy(), advantages, returns,
-                            self.terminated.copy(), self.episode_end.copy(), self.valid.copy(), self.learn.copy())
+    def compute_advantages(self, gamma: float, gae_lambda: float, owner: int | None = None,
+                           value_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> RolloutStats:
+        """GAE over the full rollout for the rows of policy ``owner`` (None: every row, one policy), with
+        its chains cut at changes of owner as ``owned_gae`` defines. ``value_fn`` is that policy's V on a
+        batch of observations: needed where its last row before the rollout's end hands over to another
+        policy mid-episode (it bootstraps from its own V of the observation it handed over)."""
+        mine = np.ones_like(self.valid) if owner is None else self.owner == owner
+
+        def handover_value(rows: np.ndarray) -> np.ndarray:
+            if value_fn is None:
+                raise ValueError(f"rows of policy {owner} hand over to another policy before the rollout ends; "
+                                 "compute_advantages needs its value_fn to bootstrap them")
+            return value_fn(self.obs[1:][rows[:-1]])
+
+        advantages, returns = owned_gae(self.rewards, self.values, self.next_values, self.terminated,
+                                        self.episode_end, self.valid, mine, handover_value, gamma, gae_lambda)
+        return RolloutStats(self.rewards.copy(), self.values.copy(), advantages, returns, self.terminated.copy(),
+                            self.episode_end.copy(), self.valid.copy(), self.learn & mine, mine)
 
     def reset(self) -> None:
         self.step = 0
@@ -237,5 +294,8 @@ class RolloutBuffer:
         for name in self._FIELDS:
             if name == "learn" and name not in state:  # checkpoints from before loss masks: every row learnt
                 self.learn[: self.step] = self.valid[: self.step]
+                continue
+            if name == "owner" and name not in state:  # checkpoints from before owners: one policy
+                self.owner[: self.step] = 0
                 continue
             getattr(self, name)[: self.step] = state[name].cpu().numpy()
