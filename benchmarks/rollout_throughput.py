@@ -15,6 +15,10 @@ the vector env with its actions. Back-ends:
 * ``sync`` / ``async``: Gymnasium's SyncVectorEnv / AsyncVectorEnv (one subprocess per env), SAME_STEP
   autoreset;
 * ``sb3_subproc``: stable-baselines3's SubprocVecEnv (one subprocess per env) over the same Gymnasium envs;
+* ``sync_per_core``: one subprocess per core (``min(cores, N)`` of them), each stepping a SyncVectorEnv of its
+  share of the N envs (contiguous blocks differing by at most one env, as Ray's workers get), driven over a
+  pipe: Ray's batching per process without Ray, so ``ray`` vs ``sync_per_core`` is the cost of the transport
+  and ``sync_per_core`` vs ``async`` / ``sb3_subproc`` the gain of batching several envs per process;
 * ``ray``: ``runners.ray_rollout.RayVectorEnv`` with one rollout worker per core on an embedded Ray;
 * ``ray_calls`` (only with ``--backends``): the same with every call through Ray, no local channel.
 
@@ -39,6 +43,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse
 import cProfile
 import io
+import itertools
 import json
 import math
 import pstats
@@ -57,7 +62,7 @@ from envs import AUTORESET_MODE, EnvSpec
 # torch and Ray are imported inside functions: the spawned env subprocesses of the async and SB3 back-ends
 # import this module again, and need neither.
 
-BACKENDS = ["limit", "sync", "async", "sb3_subproc", "ray"]
+BACKENDS = ["limit", "sync", "async", "sb3_subproc", "sync_per_core", "ray"]
 # On request: the Ray back-end with every call through Ray, no local channel (to see what the channel saves).
 EXTRA_BACKENDS = ["ray_calls"]
 ENV_NAMES = ("quadruped", "minigrid")
@@ -125,6 +130,78 @@ def single_env_rates(spec: EnvSpec, seconds: float) -> list[float]:
     return rates
 
 
+def env_blocks(num_envs: int, workers: int) -> list[range]:
+    """Contiguous blocks of env indices, one per worker, sizes differing by at most one (larger first)."""
+    base, extra = divmod(num_envs, workers)
+    sizes = [base + (w < extra) for w in range(workers)]
+    starts = np.cumsum([0, *sizes])
+    return [range(int(a), int(b)) for a, b in itertools.pairwise(starts)]
+
+
+def _sync_worker(conn, spec: EnvSpec, count: int) -> None:
+    """Subprocess of ``SyncPerCoreVectorEnv``: a SyncVectorEnv of ``count`` envs, stepped on request."""
+    venv = gym.vector.SyncVectorEnv([spec.make for _ in range(count)], autoreset_mode=AUTORESET_MODE)
+    try:
+        while True:
+            command, data = conn.recv()
+            if command == "reset":
+                conn.send(venv.reset(seed=data))
+            elif command == "step":
+                conn.send(venv.step(data))
+            else:
+                break
+    finally:
+        venv.close()
+        conn.close()
+
+
+class SyncPerCoreVectorEnv:
+    """``num_envs`` envs in ``workers`` subprocesses, each a SyncVectorEnv of its block (``env_blocks``), with
+    actions and results (observations, rewards, terminations, truncations and infos, pickled) over one pipe per
+    worker: the per-process batching of the Ray back-end with a plain pipe as the transport."""
+
+    def __init__(self, spec: EnvSpec, num_envs: int, workers: int):
+        import multiprocessing
+
+        probe = spec.make()
+        self.single_observation_space, self.single_action_space = probe.observation_space, probe.action_space
+        probe.close()
+        ctx = multiprocessing.get_context("spawn")
+        self.blocks = env_blocks(num_envs, workers)
+        self.conns, self.procs = [], []
+        for block in self.blocks:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_sync_worker, args=(child, spec, len(block)), daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+
+    def reset(self, seed: int = 0) -> tuple[np.ndarray, list[dict]]:
+        for conn, block in zip(self.conns, self.blocks, strict=True):
+            conn.send(("reset", seed + block.start))
+        results = [conn.recv() for conn in self.conns]
+        return np.concatenate([r[0] for r in results]), [r[1] for r in results]
+
+    def step(self, actions: np.ndarray) -> tuple:
+        for conn, block in zip(self.conns, self.blocks, strict=True):
+            conn.send(("step", actions[block.start:block.stop]))
+        results = [conn.recv() for conn in self.conns]
+        obs, reward, terminated, truncated = (np.concatenate([r[i] for r in results]) for i in range(4))
+        return obs, reward, terminated, truncated, [r[4] for r in results]
+
+    def close(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(("close", None))
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+
+
 def make_backend(name: str, spec: EnvSpec, num_envs: int, cores: int):
     fns = [spec.make for _ in range(num_envs)]
     if name == "sync":
@@ -135,6 +212,8 @@ def make_backend(name: str, spec: EnvSpec, num_envs: int, cores: int):
         from stable_baselines3.common.vec_env import SubprocVecEnv
 
         return SubprocVecEnv(fns, start_method="spawn")
+    if name == "sync_per_core":
+        return SyncPerCoreVectorEnv(spec, num_envs, workers=min(cores, num_envs))
     if name in ("ray", "ray_calls"):
         from runners.ray_rollout import RayVectorEnv
 
@@ -259,7 +338,8 @@ def table(results: dict[str, Any], backends: list[str], cores: int) -> str:
                          + f" {max(v or 0.0 for v in res['other_cores'].values()):>6.2f}")
     return "\n".join(lines) + (
         f"\nsteps/s of the best 1-s window (ratio to limit); limit = one env, no policy, x {cores} cores; "
-        "ovh = Ray step time - policy - busiest worker's stepping; "
+        "ovh = Ray step time - policy - busiest worker's stepping; async, sb3_subproc: one process per env; "
+        "sync_per_core, ray: one process per core, each stepping its share of the envs; "
         "others = most CPU cores other processes used during one of the row's measurements")
 
 
