@@ -205,7 +205,7 @@ class ScoredStudent(Protocol):
 
 def contract_members(contract: type) -> tuple[str, ...]:
     """The attributes and methods a contract (one of the protocols above) asks for."""
-    names = [*getattr(contract, "__annotations__", {}),
+    names = [*vars(contract).get("__annotations__", {}),
              *(name for name, value in vars(contract).items()
                if not name.startswith("_") and (callable(value) or isinstance(value, property)))]
     return tuple(dict.fromkeys(names))
@@ -220,7 +220,7 @@ def require_contract(agent: Any, contract: type, needed_by: str, error: type[Exc
     """Raise ``error`` (one line) unless ``agent`` implements ``contract``, naming what it lacks."""
     if isinstance(agent, contract):
         return
-    name = getattr(getattr(agent, "cfg", None), "name", type(agent).__name__)
+    name = agent.cfg.name if isinstance(agent, Agent) else type(agent).__name__
     raise error(f"{needed_by} needs a {contract.__name__} agent ({', '.join(contract_members(contract))}); "
                 f"agent {name!r} lacks {', '.join(missing_members(agent, contract))}")
 
