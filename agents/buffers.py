@@ -167,13 +167,13 @@ def owned_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, 
         successor[handover] = handover_value(handover)
     no_bootstrap = np.where(episode_end, terminated, (link < 0) & ~dangling)
 
-    # Pass 2 (backwards): the lambda-sums along each chain.
-    advantages = np.zeros((steps, num_envs), dtype=np.float64)
+    # Pass 2 (backwards): the lambda-sums along each chain (row -1, never written, holds 0 for unlinked rows).
+    delta = rewards + gamma * (1.0 - no_bootstrap) * successor - values
+    counted = mine & valid
+    advantages = np.zeros((steps + 1, num_envs), dtype=np.float64)
     for t in reversed(range(steps)):
-        delta = rewards[t] + gamma * (1.0 - no_bootstrap[t]) * successor[t] - values[t]
-        later = np.where(link[t] >= 0, advantages[np.maximum(link[t], 0), envs], 0.0)
-        advantages[t] = np.where(mine[t] & valid[t], delta + gamma * gae_lambda * later, 0.0)
-    advantages = advantages.astype(np.float32)
+        advantages[t] = np.where(counted[t], delta[t] + gamma * gae_lambda * advantages[link[t], envs], 0.0)
+    advantages = advantages[:-1].astype(np.float32)
     return advantages, advantages + values
 
 

@@ -265,8 +265,9 @@ def _owners(owner: np.ndarray | int, n: int) -> np.ndarray:
 
 def _cores_by_owner(cores: Sequence[PPO], owner: np.ndarray) -> dict[int, PPO]:
     by_owner = {core.owner: core for core in cores}
-    unknown = sorted(set(np.unique(owner).tolist()) - by_owner.keys())
-    if unknown:
+    known = (owner == cores[0].owner).all() if len(by_owner) == 1 else np.isin(owner, list(by_owner)).all()
+    if not known:
+        unknown = sorted(set(np.unique(owner).tolist()) - by_owner.keys())
         raise ValueError(f"rows owned by policies {unknown} but the cores own {sorted(by_owner)}")
     return by_owner
 
