@@ -73,7 +73,7 @@ from agents.nets import ActorCritic
 class PPOConfig(AgentConfig):
     name: str = "ppo"
     lr: float = 2.5e-4
-    n_steps: int = 128  # vector steps per rollout (batch = n_steps * num_envs transitions)
+    n_steps: int = 128  # vector steps per rollout (batch = n_steps * num_envs transitions); PPOAgent's, a core's owner sizes its own
     n_epochs: int = 4
     n_minibatches: int = 4
     gamma: float = 0.99
@@ -83,7 +83,7 @@ class PPOConfig(AgentConfig):
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     anneal_lr: bool = False  # decay lr linearly to 0 over anneal_lr_steps env steps
-    anneal_lr_steps: int | None = None  # env steps summed over envs, usually the run's `steps`
+    anneal_lr_steps: int | None = None  # env steps summed over envs (a core counts its own rows), usually the run's `steps`
     normalize_advantages: bool = True  # per minibatch
     clip_vloss: bool = True
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
