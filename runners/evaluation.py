@@ -19,7 +19,7 @@ import numpy as np
 
 from agents.base import Agent
 from envs import EnvSpec
-from runners.rollout import make_vector_env
+from runners.episodes import StepBatch, agent_policy, play_episodes
 
 
 @dataclass
@@ -46,28 +46,14 @@ def register_suite(name: str) -> Callable[[Suite], Suite]:
 
 
 def run_episodes(agent: Agent, spec: EnvSpec, episodes: int, seed: int, deterministic: bool,
-                 on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Play ``episodes`` full episodes one after another in a single env; per-episode return, length and
-    the last ``info``. Sequential on purpose: a vector env would over-sample short episodes."""
-    envs = make_vector_env(spec, 1, "sync", seed)
-    results = []
-    try:
-        obs, info = envs.reset(seed=seed)
-        total, length = 0.0, 0
-        while len(results) < episodes:
-            action = agent.act(obs, deterministic=deterministic)
-            obs, reward, terminated, truncated, info = envs.step(action)
-            if on_step is not None:
-                on_step(info)
-            total += float(reward[0])
-            length += 1
-            if terminated[0] or truncated[0]:
-                final_info = info.get("final_info", {})
-                results.append({"return": total, "length": length, "final_info": final_info})
-                total, length = 0.0, 0
-    finally:
-        envs.close()
-    return results
+                 on_step: Callable[[StepBatch], None] | None = None) -> list[dict[str, Any]]:
+    """Play ``episodes`` full episodes, episode ``k`` seeded ``seed + k`` (``runners.episodes.play_episodes``:
+    one env per episode, in lockstep, so short episodes are not over-sampled as in a vector env);
+    per-episode return, length and the last ``info``."""
+    played = play_episodes(agent_policy(agent, deterministic), spec, seeds=[seed + k for k in range(episodes)],
+                           on_step=on_step)
+    return [{"return": float(r), "length": int(n), "final_info": info}
+            for r, n, info in zip(played.returns, played.lengths, played.final_infos)]
 
 
 @register_suite("returns")
@@ -97,30 +83,17 @@ def evaluate(ctx: EvalContext, suites: list[str]) -> dict[str, dict[str, Any]]:
 @register_suite("test_levels")
 def test_levels_suite(ctx: EvalContext) -> dict[str, Any]:
     """One episode on each level of the env family's fixed test set: mean return and the share of
-    levels mastered (return above the family's ``MASTERY_RETURN``), as teachDeepRL reports them."""
+    levels mastered (return above the family's ``mastery_return()``), as teachDeepRL reports them. Level ``k``
+    is played with seed ``ctx.seed + k``, all levels in lockstep."""
     levels = ctx.env.test_levels()
     if levels is None:
         raise ValueError(f"env {ctx.env.describe()} has no test set of levels")
-    threshold = getattr(ctx.env, "MASTERY_RETURN", None)
-    env = ctx.env.make()
-    returns = []
-    try:
-        for k, level in enumerate(levels):
-            obs, _ = env.reset(seed=ctx.seed + k, options={"level": level})
-            total, done = 0.0, False
-            while not done:
-                action = ctx.agent.act(obs[None], deterministic=ctx.deterministic)[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-    finally:
-        env.close()
-    returns_arr = np.array(returns)
-    scalars = {"return_mean": float(returns_arr.mean()), "return_std": float(returns_arr.std())}
+    threshold = ctx.env.mastery_return()
+    returns = play_episodes(agent_policy(ctx.agent, ctx.deterministic), ctx.env, levels=levels, seed=ctx.seed).returns
+    scalars = {"return_mean": float(returns.mean()), "return_std": float(returns.std())}
     if threshold is not None:
-        scalars["percent_mastered"] = float(100.0 * np.mean(returns_arr > threshold))
-    return {"scalars": scalars, "returns": returns, "levels": [np.asarray(lv).tolist() for lv in levels]}
+        scalars["percent_mastered"] = float(100.0 * np.mean(returns > threshold))
+    return {"scalars": scalars, "returns": returns.tolist(), "levels": [np.asarray(lv).tolist() for lv in levels]}
 
 # Suites of skill agents register themselves on import; at the end because they use this module.
 import runners.maze_eval  # maze suites: mazes, heldout

@@ -13,7 +13,8 @@
   over all of them and ``solve_rate/<structure>`` per generator (rooms, maze, obstacles, walls).
 
 The episodes of one maze (or all held-out levels) run in lockstep, one env each, so the policy is queried
-once per step for the whole batch; an episode's result does not depend on the others. With ``ctx.out_dir``
+once per step for the whole batch (``runners.episodes.play_episodes``); an episode's result does not depend
+on the others. With ``ctx.out_dir``
 set (``rl-eval``) each suite writes ``<suite>_step<N>`` as a markdown table, a CSV, a JSON and a bar chart
 (PNG) of the solve rates. An agent trained with ``obs=full`` sees the whole grid, whose shape depends on
 the maze size: it only plays the 13x13 mazes, the others are reported as skipped.
@@ -22,15 +23,16 @@ the maze size: it only plays the 13x13 mazes, the others are reported as skipped
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from envs.maze import MAZE_SIZE, MazeLevel, MazeSpec, decode
+from runners.episodes import agent_policy, play_episodes
 from runners.evaluation import EvalContext, register_suite
 
 
@@ -42,32 +44,15 @@ def _check_spec(ctx: EvalContext, suite: str) -> MazeSpec:
 
 def play_levels(agent: Any, spec: MazeSpec, levels: Sequence[MazeLevel], max_steps: int, seed: int,
                 deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One episode on each level (all of one size), stepped in lockstep with one batched ``agent.act`` per step;
-    the returns and lengths, in the order of ``levels``."""
+    """One episode on each level (all of one size), level ``k`` seeded ``seed + k``, with MiniGrid's episode
+    limit ``max_steps``, stepped in lockstep with one batched ``agent.act`` per step
+    (``runners.episodes.play_episodes``); the returns and lengths, in the order of ``levels``."""
     sizes = {lv.size for lv in levels}
     if len(sizes) != 1:
         raise ValueError(f"play_levels needs levels of one size, got sizes {sorted(sizes)}")
-    size = sizes.pop()
-    envs = [gym.make(spec.gym_id(), size=size, max_steps=max_steps, obs=spec.obs) for _ in levels]
-    returns = np.zeros(len(levels))
-    lengths = np.zeros(len(levels), dtype=np.int64)
-    try:
-        obs = np.stack([env.reset(seed=seed + k, options={"level": lv})[0] for k, (env, lv) in enumerate(zip(envs, levels,
-                                                                                                          strict=True))])
-        running = np.ones(len(levels), dtype=bool)
-        while running.any():
-            idx = np.flatnonzero(running)
-            actions = np.asarray(agent.act(obs[idx], deterministic=deterministic))
-            for a, k in zip(actions, idx, strict=True):
-                obs[k], reward, terminated, truncated, _ = envs[k].step(int(a))
-                returns[k] += float(reward)
-                lengths[k] += 1
-                if terminated or truncated:
-                    running[k] = False
-    finally:
-        for env in envs:
-            env.close()
-    return returns, lengths
+    level_spec = dataclasses.replace(spec, size=sizes.pop(), max_steps=max_steps, max_episode_steps=None)
+    played = play_episodes(agent_policy(agent, deterministic), level_spec, levels=list(levels), seed=seed)
+    return played.returns, played.lengths
 
 
 def evaluate_mazes(agent: Any, spec: MazeSpec, names: Sequence[str], episodes: int, seed: int,

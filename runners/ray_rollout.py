@@ -46,6 +46,11 @@ Design.
   run instead of looping. A worker found failed in ``call``/``set_attr`` is killed and replaced at the next
   step, whose rows for it are marked dropped (its envs answer None to that call); one found failed at
   ``reset`` is replaced and the reset retried once.
+* **Whole episodes.** ``map_on_workers(fn, shared, chunks)`` runs ``fn(shared, chunk)`` for each chunk as a
+  Ray task (``shared``, e.g. a policy and an env spec, is pickled once into Ray's object store) and returns
+  the results in the order of the chunks. ``runners.episodes.play_episodes(backend="ray")`` plays chunks of
+  whole episodes this way (population evaluation, regret estimation, big level sets); ``ray_session`` holds
+  Ray across many such calls.
 * **Ray itself.** Without an address Ray starts in-process on loopback (no dashboard, no usage stats, workers'
   output and Ray's messages below ERROR kept out of the run's console, ``num_cpus`` from the config or all
   cores) unless it is already initialised, in which case it is reused.
@@ -73,6 +78,7 @@ import secrets
 import threading
 import traceback
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any, ClassVar
 
@@ -138,6 +144,34 @@ def _release_ray() -> None:
         if _ray_users == 0 and _ray_started_here and ray.is_initialized():
             ray.shutdown()
             _ray_started_here = False
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Hold Ray (embedded on loopback, or the cluster at ``address``) for the duration of the block, so that
+    many ``map_on_workers`` calls (one per generation of a population, say) share one Ray start."""
+    _acquire_ray(address, num_cpus)
+    try:
+        yield
+    finally:
+        _release_ray()
+
+
+def _run_chunk(fn: Callable[[Any, Any], Any], shared: Any, chunk: Any) -> Any:
+    return fn(shared, chunk)
+
+
+def map_on_workers(fn: Callable[[Any, Any], Any], shared: Any, chunks: Sequence[Any], num_workers: int | None = None,
+                   address: str | None = None, num_cpus: int | None = None) -> list[Any]:
+    """``[fn(shared, chunk) for chunk in chunks]``, each call a Ray task on one CPU (a fair share when the
+    cluster has fewer CPUs than ``num_workers``, default one task per chunk); ``shared`` is put into Ray's
+    object store once. ``fn`` must be importable by the workers (a module-level function)."""
+    with ray_session(address, num_cpus):
+        workers = max(1, num_workers or len(chunks))
+        cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / workers)
+        task = ray.remote(_run_chunk).options(num_cpus=cpus, max_retries=0, enable_task_events=False)
+        shared_ref = ray.put(shared)
+        return ray.get([task.remote(fn, shared_ref, chunk) for chunk in chunks])
 
 
 class WorkerFailed(RuntimeError):

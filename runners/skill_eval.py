@@ -49,12 +49,10 @@ import torch
 
 from envs import EnvSpec
 from envs.base import GoalTask
+from runners.episodes import Policy, play_episodes
 from runners.evaluation import EvalContext, register_suite
 
 COVERAGE_TRAJECTORIES = 48
-
-# policy(obs of the running envs, their indices) -> actions
-Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def check_skill_agent(agent: Any, suite: str, needs: tuple[str, ...] = ()) -> None:
@@ -72,35 +70,16 @@ def x_only(spec: EnvSpec) -> bool:
 
 def rollout(spec: EnvSpec, policy: Policy, n: int, seed: int, reset_options: list[dict[str, Any]] | None = None,
             returns: list[float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """n episodes, one env each (env i reset with seed + i and ``reset_options[i]``), stepped in lockstep
-    with one batched policy call per step. Returns per episode its observations and its ``info["xy"]``
-    (None where the env has no ``xy``), reset state included; ``returns``, if given, receives each
-    episode's undiscounted return."""
-    envs = [spec.make() for _ in range(n)]
-    try:
-        first = [env.reset(seed=seed + i, options=(reset_options or [None] * n)[i]) for i, env in enumerate(envs)]
-        obs = [[o] for o, _ in first]
-        xy = [[info.get("xy")] for _, info in first]
-        total = np.zeros(n)
-        running = np.arange(n)
-        while len(running):
-            actions = policy(np.stack([obs[i][-1] for i in running]), running)
-            still = []
-            for i, action in zip(running, actions):
-                o, reward, terminated, truncated, info = envs[i].step(action)
-                total[i] += reward
-                obs[i].append(o)
-                xy[i].append(info.get("xy"))
-                if not (terminated or truncated):
-                    still.append(i)
-            running = np.array(still, dtype=int)
-    finally:
-        for env in envs:
-            env.close()
+    """n episodes, episode i reset with seed + i and ``reset_options[i]``, stepped in lockstep with one batched
+    policy call per step (``runners.episodes.play_episodes``). Returns per episode its observations and its
+    ``info["xy"]`` (None where the env has no ``xy``), reset state included; ``returns``, if given, receives
+    each episode's undiscounted return."""
+    played = play_episodes(policy, spec, seeds=[seed + i for i in range(n)], options=reset_options, info_keys=("xy",),
+                           record_obs=True)
     if returns is not None:
-        returns.extend(total.tolist())
-    positions = [None if x[0] is None else np.array(x, dtype=np.float64) for x in xy]
-    return [np.stack(o) for o in obs], positions
+        returns.extend(played.returns.tolist())
+    positions = [None if xy is None else xy.astype(np.float64) for xy in played.step_infos["xy"]]
+    return played.observations, positions
 
 
 def state_coverage(positions: list[np.ndarray], only_x: bool = False) -> int:
