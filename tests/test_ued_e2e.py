@@ -72,8 +72,7 @@ def test_maze_curriculum_runs_resumes_and_rl_eval_adds_the_maze_suites(teacher, 
     if teacher == "dred":
         # the annealed weight of the grounded distribution follows the env steps of the scored episodes over
         # the run's steps (fit_to_run), through the driver's lengths: c = env_steps / steps at the checkpoint
-        assert logged["curriculum/coef"][128] == pytest.approx(teacher_final["env_steps"] / 128)
-        assert logged["curriculum/coef"][64] == pytest.approx(teacher_first["env_steps"] / 64)
+        assert 0 < logged["curriculum/coef"][128] == pytest.approx(teacher_final["env_steps"] / 128)
     # rl-eval adds the env's report suites: the named mazes and the held-out structured levels
     monkeypatch.setattr(envs.maze_named, "named_maze_steps", lambda name: 10)  # dcd's limits go up to 20,402 steps
     record = rl_eval(run_dir, capsys)
