@@ -9,6 +9,7 @@ running episodes, frames only on request, and the Ray back-end identical to the 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from envs.dmc import DMCSpec
 from envs.locomotion import MujocoLocomotionSpec
 from envs.maze import MazeSpec
 from envs.pointmaze import LAYOUTS, PointMazeSpec, parse_layout
-from runners.episodes import Episodes, StepBatch, agent_policy, play_episodes
+from runners.episodes import Episodes, ModulePolicy, StepBatch, agent_policy, play_episodes
 from runners.ray_rollout import ray_session
 
 # ---- a tiny env with known episode lengths --------------------------------------------------------------
@@ -195,6 +196,20 @@ def test_agents_play_through_their_act_and_bad_arguments_are_named():
         play_episodes(HalfLevel(), SPEC, levels=[1], backend="async")
     with pytest.raises(ValueError, match="returned 1 actions for 2"):
         play_episodes(lambda obs, rows: np.zeros(1), SPEC, levels=[1, 2])
+
+
+def test_a_torch_module_plays_and_travels_as_its_weights():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([[0.5, 0.0, 0.0]]))
+        module.bias.zero_()
+    copy = pickle.loads(pickle.dumps(ModulePolicy(module)))  # what a Ray worker receives
+    levels = [2, 3]
+    u = [seeded_u_and_level(k)[0] for k in range(2)]
+    for policy in (ModulePolicy(module), copy):
+        played = play_episodes(policy, SPEC, levels=levels)
+        np.testing.assert_allclose(played.returns, [expected_return(lv, uk) for lv, uk in zip(levels, u)], rtol=1e-6)
 
 
 # ---- the Ray back-end ---------------------------------------------------------------------------------
