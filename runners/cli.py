@@ -74,7 +74,7 @@ def run_main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail("rl-run", str(exc))
     except KeyboardInterrupt:
-        print("rl-run: interrupted; checkpoint saved, rerun the same command to resume", file=sys.stderr)
+        print("rl-run: interrupted; rerun the same command to resume from the latest checkpoint", file=sys.stderr)
         return 130
     scalars = (result.last_eval or {}).get("results", {}).get("returns", {}).get("scalars", {})
     summary = ", ".join(f"{k}={v:.3f}" for k, v in scalars.items())
