@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.base import PlanPrompted, RewardPrompted, SkillRepresentation
 from envs import EnvSpec
 from envs.datasets import DatasetError, load_dataset
 from envs.pointmaze import PointMazeSpec
@@ -129,7 +130,7 @@ def random_policy_samples(spec: EnvSpec, n: int, seed: int) -> tuple[np.ndarray,
 @register_suite("goal_planning")
 def goal_planning_suite(ctx: EvalContext) -> dict[str, Any]:
     """Zero-shot goal reaching through HILP-Plan's subgoals (see the module docstring)."""
-    check_skill_agent(ctx.agent, "goal_planning", ("phi", "planned_goal_skill"))
+    check_skill_agent(ctx.agent, "goal_planning", (SkillRepresentation, PlanPrompted))
     try:
         goal_task(ctx.env)
     except ValueError as exc:
@@ -175,7 +176,7 @@ def least_squares_skill(features: np.ndarray, rewards: np.ndarray) -> np.ndarray
 
 def reward_prompt(agent: Any, next_obs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
     """The agent's ``reward_skill`` if it has one, else the least-squares skill on ``phi(s')``."""
-    if hasattr(agent, "reward_skill"):
+    if isinstance(agent, RewardPrompted):
         return np.asarray(agent.reward_skill(next_obs, rewards), np.float32)
     phis = np.concatenate([agent.phi(chunk) for chunk in np.array_split(next_obs, max(1, len(next_obs) // 4096))])
     return least_squares_skill(phis, rewards)
@@ -184,7 +185,7 @@ def reward_prompt(agent: Any, next_obs: np.ndarray, rewards: np.ndarray) -> np.n
 @register_suite("reward_prompting")
 def reward_prompting_suite(ctx: EvalContext) -> dict[str, Any]:
     """Zero-shot returns with the skill inferred from labelled rewards, beside a random policy (module docstring)."""
-    check_skill_agent(ctx.agent, "reward_prompting", ("phi",))
+    check_skill_agent(ctx.agent, "reward_prompting", (SkillRepresentation,))
     try:
         tasks = prompt_tasks(ctx.env)
     except ValueError as exc:

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.base import GoalPrompted, SkillAgent, SkillRepresentation, contract_members, missing_members
 from envs import EnvSpec
 from envs.base import GoalTask
 from runners.episodes import Policy, play_episodes
@@ -55,11 +56,14 @@ from runners.evaluation import EvalContext, register_suite
 COVERAGE_TRAJECTORIES = 48
 
 
-def check_skill_agent(agent: Any, suite: str, needs: tuple[str, ...] = ()) -> None:
-    missing = [hook for hook in ("skill_dim", "sample_skills", "act_with_skill", *needs) if not hasattr(agent, hook)]
+def check_skill_agent(agent: Any, suite: str, needs: tuple[type, ...] = ()) -> None:
+    """A one-line ValueError unless ``agent`` is a ``SkillAgent`` meeting the further contracts ``needs``."""
+    contracts = (SkillAgent, *needs)
+    missing = [name for c in contracts if not isinstance(agent, c) for name in missing_members(agent, c)]
     if missing:
-        raise ValueError(f"suite {suite!r} needs a skill agent (hooks skill_dim, sample_skills, act_with_skill"
-                         f"{''.join(', ' + n for n in needs)}); agent {agent.cfg.name!r} lacks {', '.join(missing)}")
+        hooks = ", ".join(dict.fromkeys(name for c in contracts for name in contract_members(c)))
+        raise ValueError(f"suite {suite!r} needs a skill agent (hooks {hooks}); agent {agent.cfg.name!r} lacks "
+                         f"{', '.join(missing)}")
 
 
 def x_only(spec: EnvSpec) -> bool:
@@ -210,7 +214,7 @@ def goal_task(spec: EnvSpec) -> GoalTask:
 
 def goal_prompt(agent: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The agent's own goal prompt, else METRA's z = (phi(g) - phi(s)) / ||phi(g) - phi(s)||."""
-    if hasattr(agent, "goal_skill"):
+    if isinstance(agent, GoalPrompted):
         return agent.goal_skill
 
     def prompt(obs: np.ndarray, goal_obs: np.ndarray) -> np.ndarray:
@@ -238,7 +242,7 @@ def reach_goals(spec: EnvSpec, policy_for_goals: Callable[[np.ndarray, Callable]
 @register_suite("goal_reaching")
 def goal_reaching_suite(ctx: EvalContext) -> dict[str, Any]:
     """Zero-shot goal reaching with the skill recomputed from phi every step (see the module docstring)."""
-    check_skill_agent(ctx.agent, "goal_reaching", ("phi",))
+    check_skill_agent(ctx.agent, "goal_reaching", (SkillRepresentation,))
     prompt = goal_prompt(ctx.agent)
 
     def policy_for_goals(goals: np.ndarray, goal_observation: Callable) -> Policy:

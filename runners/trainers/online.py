@@ -44,7 +44,7 @@ class OnlineTrainer(Trainer):
         except BaseException:
             self.envs.close()
             raise
-        self.extra_keys = tuple(getattr(spec, "step_info_keys", ()))
+        self.extra_keys = tuple(spec.step_info_keys)
         self.tracker = EpisodeTracker(self.num_envs)
         self.observers: list[Observer] = [CoverageObserver(self.num_envs, x_only(spec))]
         if self.curriculum is not None:
