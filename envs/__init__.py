@@ -11,7 +11,7 @@ from envs.base import AUTORESET_MODE, EnvSpec
 from envs.bipedal import BipedalSpec
 from envs.dmc import DMCSpec
 from envs.locomotion import MujocoLocomotionSpec
-from envs.maze import MazeSpec
+from envs.maze_spec import MazeSpec
 from envs.minigrid_env import MiniGridSpec
 from envs.pointmaze import PointMazeSpec
 from envs.procgen_env import ProcgenSpec

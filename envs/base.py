@@ -23,6 +23,8 @@ its levels (``level_kind``), the return that counts as mastering a level (``mast
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -132,11 +134,9 @@ class EnvSpec:
         """This spec's reward for each transition of ``dataset`` (an ``envs.datasets.TransitionDataset``),
         None where it cannot be computed. Default: a dataset collected on exactly this env config (episode
         length aside) keeps its own rewards."""
-        from envs.datasets import spec_config
-
         meta = dataset.metadata or {}
         config = {k: v for k, v in (meta.get("env_config") or {}).items() if k != "max_episode_steps"}
-        wanted = {k: v for k, v in spec_config(self).items() if k != "max_episode_steps"}
+        wanted = {k: v for k, v in self.to_config().items() if k != "max_episode_steps"}
         return np.asarray(dataset.rewards, np.float32) if meta.get("env") == self.name and config == wanted else None
 
     def labelling_spec(self) -> EnvSpec:
@@ -156,6 +156,10 @@ class EnvSpec:
     def make_native_vec(self, num_envs: int, seed: int) -> gym.vector.VectorEnv:
         """Only for ``native_vector`` families: their own batched implementation."""
         raise NotImplementedError(f"env {self.name!r} has no native vector implementation")
+
+    def to_config(self) -> dict[str, Any]:
+        """The spec's fields as JSON values (what ``env.*`` overrides would recreate)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def describe(self) -> str:
         """One line for logs and run names."""

@@ -32,7 +32,6 @@ what zero-shot reward prompting does.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -59,11 +58,6 @@ class DatasetError(ValueError):
 
 def space_signature(space: gym.Space) -> list:
     return [type(space).__name__, list(space.shape or ()), str(space.dtype), int(getattr(space, "n", 0))]
-
-
-def spec_config(spec: EnvSpec) -> dict[str, Any]:
-    """The spec's fields as JSON values (what ``env.*`` overrides would recreate)."""
-    return json.loads(json.dumps(dataclasses.asdict(spec), default=str))
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -239,7 +233,7 @@ class DatasetWriter:
             raise DatasetError(f"{self.path} exists and is not a dataset; choose another path")
         else:
             self.meta = {
-                "format": FORMAT, "format_version": FORMAT_VERSION, "env": spec.name, "env_config": spec_config(spec),
+                "format": FORMAT, "format_version": FORMAT_VERSION, "env": spec.name, "env_config": spec.to_config(),
                 "spaces": {"observation": space_signature(observation_space), "action": space_signature(action_space)},
                 "total_episodes": 0, "total_steps": 0, "shards": [], **(metadata or {}),
             }

@@ -97,8 +97,9 @@ class Episodes:
 
 def agent_policy(agent: Any, deterministic: bool = True) -> Policy:
     """An agent as a policy: one batched ``act(obs, deterministic)`` per step. Episodes keep their row: the
-    batch the agent sees has row ``k`` for episode ``k`` (rows of episodes that have ended hold zeros and
-    their actions are dropped), so per-env agent state, such as the skill a skill agent's ``act`` gives
+    batch the agent sees has row ``k`` for episode ``k`` (rows of episodes that have ended hold a copy of a
+    running episode's observation, so the agent only ever sees valid observations, and their actions are
+    dropped), so per-env agent state, such as the skill a skill agent's ``act`` gives
     env ``k``, stays with its episode from the first step to the last."""
     return _AgentPolicy(agent, deterministic)
 
@@ -109,7 +110,7 @@ class _AgentPolicy:
         self.deterministic = deterministic
 
     def __call__(self, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        batch = np.zeros((int(rows.max()) + 1, *obs.shape[1:]), dtype=obs.dtype)
+        batch = np.repeat(obs[:1], int(rows.max()) + 1, axis=0)
         batch[rows] = obs
         return np.asarray(self.agent.act(batch, deterministic=self.deterministic))[rows]
 

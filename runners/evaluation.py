@@ -1,48 +1,30 @@
-"""Pluggable evaluation suites.
+"""Evaluation: every suite of the suite registered, and ``evaluate`` to run them by name.
 
-A suite is a function ``suite(ctx: EvalContext) -> dict`` registered under a name with
-``@register_suite``. It returns a JSON-serialisable dict whose ``"scalars"`` entry (flat name -> float)
-goes to TensorBoard/CSV under ``eval/``; anything else (per-episode lists, tables) goes only to the JSON.
-Suites may write files (PNG, CSV) into ``ctx.out_dir``. Method issues add suites here (coverage, goal
-reaching, held-out levels) without touching the training loop; an agent names its defaults in
-``Agent.eval_suites``.
+The suite contract and ``@register_suite`` are in ``runners.suite_registry``. This module holds the two
+suites every agent can run (``returns``, ``test_levels``) and imports the suite modules of skill agents
+(``runners.skill_eval``, ``runners.prompt_eval``) and mazes (``runners.maze_eval``), so importing it
+registers them all. New suites go in a module of their own, imported here, without touching any trainer;
+an agent names its defaults in ``Agent.eval_suites``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# Importing the suite modules registers their suites (mazes, heldout; goal_planning, reward_prompting;
+# coverage, goal_reaching, downstream).
+import runners.maze_eval
+import runners.prompt_eval
+import runners.skill_eval  # noqa: F401
 from agents.base import Agent
 from envs import EnvSpec
 from runners.episodes import StepBatch, agent_policy, play_episodes
+from runners.suite_registry import SUITES, EvalContext, Suite, register_suite
 
-
-@dataclass
-class EvalContext:
-    agent: Agent
-    env: EnvSpec
-    episodes: int
-    seed: int
-    deterministic: bool
-    out_dir: Path | None  # where a suite may write files (None during training)
-    step: int
-
-
-Suite = Callable[[EvalContext], dict[str, Any]]
-SUITES: dict[str, Suite] = {}
-
-
-def register_suite(name: str) -> Callable[[Suite], Suite]:
-    def deco(fn: Suite) -> Suite:
-        SUITES[name] = fn
-        return fn
-
-    return deco
+__all__ = ["SUITES", "EvalContext", "Suite", "evaluate", "register_suite", "run_episodes"]
 
 
 def run_episodes(agent: Agent, spec: EnvSpec, episodes: int, seed: int, deterministic: bool,
@@ -94,8 +76,3 @@ def test_levels_suite(ctx: EvalContext) -> dict[str, Any]:
     if threshold is not None:
         scalars["percent_mastered"] = float(100.0 * np.mean(returns > threshold))
     return {"scalars": scalars, "returns": returns.tolist(), "levels": [np.asarray(lv).tolist() for lv in levels]}
-
-# Suites of skill agents register themselves on import; at the end because they use this module.
-import runners.maze_eval  # maze suites: mazes, heldout
-import runners.prompt_eval
-import runners.skill_eval  # noqa: F401

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from envs.maze import MAZE_SIZE, MazeLevel, MazeSpec, decode
+from envs.maze import MAZE_SIZE, MazeLevel, decode
+from envs.maze_spec import MazeSpec
 from runners.episodes import agent_policy, play_episodes
-from runners.evaluation import EvalContext, register_suite
+from runners.suite_registry import EvalContext, register_suite
 
 
 def _check_spec(ctx: EvalContext, suite: str) -> MazeSpec:

@@ -53,7 +53,6 @@ from agents.base import PlanPrompted, RewardPrompted, SkillRepresentation
 from envs import EnvSpec
 from envs.datasets import DatasetError, load_dataset
 from envs.pointmaze import PointMazeSpec
-from runners.evaluation import EvalContext, register_suite
 from runners.skill_eval import (
     Policy,
     check_skill_agent,
@@ -63,6 +62,7 @@ from runners.skill_eval import (
     rollout,
     skill_policy,
 )
+from runners.suite_registry import EvalContext, register_suite
 
 REWARD_SAMPLES = 10_000
 

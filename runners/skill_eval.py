@@ -51,7 +51,7 @@ from agents.base import GoalPrompted, SkillAgent, SkillRepresentation, contract_
 from envs import EnvSpec
 from envs.base import GoalTask
 from runners.episodes import Policy, play_episodes
-from runners.evaluation import EvalContext, register_suite
+from runners.suite_registry import EvalContext, register_suite
 
 COVERAGE_TRAJECTORIES = 48
 

@@ -23,7 +23,7 @@ from envs import ENVS
 from envs.base import EnvSpec
 from envs.dmc import DMCSpec
 from envs.locomotion import MujocoLocomotionSpec
-from envs.maze import MazeSpec
+from envs.maze_spec import MazeSpec
 from envs.pointmaze import LAYOUTS, PointMazeSpec, parse_layout
 from runners.episodes import Episodes, ModulePolicy, StepBatch, agent_policy, play_episodes
 from runners.ray_rollout import ray_session

@@ -22,7 +22,6 @@ from envs.maze import (
     TOKEN_LENGTH,
     WALL,
     MazeLevel,
-    MazeSpec,
     as_level,
     decode,
     encode,
@@ -35,6 +34,7 @@ from envs.maze import (
     to_tokens,
 )
 from envs.maze_named import NAMED_MAZE_STEPS, NAMED_MAZES, PAPER_MAZES, named_maze_level
+from envs.maze_spec import MazeSpec
 
 CORRIDOR = """
 >...G........

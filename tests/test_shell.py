@@ -49,6 +49,6 @@ def test_ctrl_c_during_a_ppo_update_leaves_a_resumable_run(tmp_path):
     # Saved between units: never a full rollout buffer that was not learnt from.
     assert int(rollout["step"]) < 32
 
-    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr
     assert int(load_checkpoint(checkpoint_paths(Path(run_dir))[-1])["step"]) == 2048
