@@ -87,8 +87,8 @@ class EnvSpec:
             kwargs["max_episode_steps"] = self.max_episode_steps
         return gym.make(self.gym_id(), **kwargs)
 
-    # Level-parameterised families (see DESIGN "Levels") override the three methods below. Their envs
-    # take ``reset(options={"level": params})`` and, for autoresets inside a vector env, play the level
+    # Level-parameterised families (the Levels convention, README "Architecture") override the methods
+    # below. Their envs take ``reset(options={"level": params})`` and, for autoresets inside a vector env, play the level
     # stored in their ``next_level`` attribute (set with ``VectorEnv.set_attr("next_level", levels)``).
     def level_bounds(self) -> tuple[list[float], list[float]] | None:
         """The box of level parameters a teacher samples from, or None for an env without levels."""

@@ -1,7 +1,7 @@
 """Parametric BipedalWalker of teachDeepRL (Portelas et al., 2019): "Stump Tracks" and "Hexagon Tracks".
 
 ``openrl/ParametricBipedal-v0`` is Gymnasium's Box2D BipedalWalker (v3) on a track whose obstacles are
-set by a *level*, a NumPy vector given at reset (the suite's Levels convention, ``shared/DESIGN.md``)::
+set by a *level*, a NumPy vector given at reset (the suite's Levels convention, ``envs.base``)::
 
     obs, info = env.reset(seed=0, options={"level": np.array([height_mean, spacing])})
     info["level"]  # the level played (float64, also in every step's info)

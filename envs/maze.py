@@ -6,7 +6,7 @@ coordinates (x = column, y = row, rows counting downwards as in MiniGrid); the o
 part of the level. The default size is ``MAZE_SIZE`` = 13, the 13x13 interior (15x15 with the border)
 of the mazes of dcd, minimax and jaxued. Larger sizes exist for the PerfectMaze transfer mazes.
 
-Forms of a level (the suite's Levels convention, ``shared/DESIGN.md``: teachers pass integer vectors):
+Forms of a level (the suite's Levels convention, ``envs.base``: teachers pass integer vectors):
 
 * ``encode(level)``: int64 vector of length ``size * size + 5`` (``ENCODING_LENGTH`` = 174 for 13x13): the
   cell codes row-major (``cells[y, x]``), then ``agent_x, agent_y, agent_dir, goal_x, goal_y``.

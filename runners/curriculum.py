@@ -1,7 +1,7 @@
 """The runner side of curricula: a teacher picks the level of every episode the student plays.
 
 The teacher never sees the student: it gets (level played, score) pairs and answers with levels. Levels
-reach the envs through the Levels convention of the design (``envs.base``): the first episodes through
+reach the envs through the Levels convention (``envs.base``): the first episodes through
 ``reset(options={"level": ...})`` per env, later ones, which start inside the vector env's autoreset,
 through each env's ``next_level`` attribute, set one episode ahead. The level an episode really played is
 read back from its final ``info["level"]``, so the teacher is updated with what was played even if an env
@@ -27,7 +27,7 @@ Evaluation-only episodes. A teacher may ask that the student not learn from some
 running episode and the queued one, and passes it to the student (``set_learning_mask``) whenever an
 episode starts, so PPO masks those transitions out of its losses while still computing their advantages.
 
-A teacher outside the ``LevelTeacher`` frame that implements only the design's contract (``sample``,
+A teacher outside the ``LevelTeacher`` frame that implements only the teacher contract (``sample``,
 ``update(levels, scores)``) is driven too: scored by returns, every episode learnt from.
 """
 
@@ -154,7 +154,7 @@ class CurriculumDriver:
         self.num_envs = num_envs
         self.pending: list[Any] = []
         self.episodes = 0  # episodes reported to the teacher
-        # Teachers implementing only the design's contract (sample, update) are scored with returns.
+        # Teachers implementing only the teacher contract (sample, update) are scored with returns.
         kind = teacher.score_kind if isinstance(teacher, LevelTeacher) else "return"
         if kind not in SCORE_KINDS:
             raise ConfigError(f"curriculum {self._name}: unknown score {kind!r}; choose one of: {', '.join(SCORE_KINDS)}")
@@ -215,7 +215,7 @@ class CurriculumDriver:
             length = int(entry[2]) if len(entry) > 2 else 0
             level = np.asarray(final_info["level"][i]) if has_level is not None and has_level[i] else None
             played.append((i, level, ret, length))
-        if self.scorer is None:  # returns are the scores: report at once, with the design's two arguments
+        if self.scorer is None:  # returns are the scores: report at once, with the contract's two arguments
             returned = [(lv, ret) for _, lv, ret, _ in played if lv is not None]
             if returned:
                 self.teacher.update([lv for lv, _ in returned], [ret for _, ret in returned])

@@ -9,7 +9,7 @@ Semantics.
 
 * **One episode per level or seed.** Episode ``k`` is played in an env of its own, reset with seed
   ``seeds[k]`` (``seed + k`` when only levels are given) and the reset options ``options[k]`` plus
-  ``{"level": levels[k]}`` (see DESIGN "Levels"). An episode's result depends only on its own seed, level
+  ``{"level": levels[k]}`` (the Levels convention of ``envs.base``). An episode's result depends only on its own seed, level
   and the policy, never on the other episodes: a vector env with autoreset would instead over-sample
   short episodes in a fixed step budget, and a sequence of episodes in one env would make episode ``k``
   depend on how long the earlier ones lasted.

@@ -43,6 +43,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+import envs.datasets
 from agents import Agent
 from envs import EnvSpec
 from runners.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -82,11 +83,8 @@ class TrainResult:
 
 def space_signature(observation_space, action_space) -> dict[str, Any]:
     """What an agent's networks depend on: shapes, dtypes and the number of discrete actions."""
-
-    def sig(space) -> list:
-        return [type(space).__name__, list(space.shape or ()), str(space.dtype), int(getattr(space, "n", 0))]
-
-    return {"observation": sig(observation_space), "action": sig(action_space)}
+    return {"observation": envs.datasets.space_signature(observation_space),
+            "action": envs.datasets.space_signature(action_space)}
 
 
 def read_checkpoint(path: Path | None, device: torch.device) -> dict[str, Any] | None:

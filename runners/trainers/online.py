@@ -71,6 +71,8 @@ class OnlineTrainer(Trainer):
     def start(self, checkpoint: dict[str, Any] | None, logger: Logger) -> None:
         super().start(checkpoint, logger)
         self.tracker.total_episodes = self.episodes
+        if checkpoint is not None:  # the window of train/recent_return (absent in older checkpoints)
+            self.recent_returns = [float(r) for r in checkpoint.get("recent_returns", [])]
         for observer in self.observers:
             if checkpoint is not None and observer.state_key is not None and observer.state_key in checkpoint:
                 observer.load_state_dict(checkpoint[observer.state_key])
@@ -122,7 +124,8 @@ class OnlineTrainer(Trainer):
     # -- shell hooks ------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {o.state_key: o.state_dict() for o in self.observers if o.state_key is not None}
+        return {"recent_returns": list(self.recent_returns),
+                **{o.state_key: o.state_dict() for o in self.observers if o.state_key is not None}}
 
     def before_checkpoint(self) -> None:
         for observer in self.observers:
