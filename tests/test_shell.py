@@ -32,7 +32,7 @@ def test_ctrl_c_during_a_ppo_update_leaves_a_resumable_run(tmp_path):
     run_dir = tmp_path / "run"
     # 8 envs x 32 steps per rollout; many epochs make the update most of the time, where SIGINT lands.
     args = [sys.executable, "-c", "from runners.cli import run_main; raise SystemExit(run_main())", "agent=ppo",
-            "env=minigrid", "steps=2048", "agent.n_steps=32", "agent.n_epochs=20", "checkpoint.every=256",
+            "env=minigrid", "steps=1024", "agent.n_steps=32", "agent.n_epochs=20", "checkpoint.every=256", "threads=1",
             "eval.episodes=0", "progress=false", f"run_dir={run_dir}"]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -45,10 +45,10 @@ def test_ctrl_c_during_a_ppo_update_leaves_a_resumable_run(tmp_path):
     assert proc.returncode == 130, err
     last = load_checkpoint(checkpoint_paths(run_dir)[-1])
     rollout = last["agent"]["rollout"]
-    assert int(last["step"]) < 2048
+    assert int(last["step"]) < 1024
     # Saved between units: never a full rollout buffer that was not learnt from.
     assert int(rollout["step"]) < 32
 
     resumed = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr
-    assert int(load_checkpoint(checkpoint_paths(Path(run_dir))[-1])["step"]) == 2048
+    assert int(load_checkpoint(checkpoint_paths(Path(run_dir))[-1])["step"]) == 1024
