@@ -3,12 +3,11 @@ density, replay storage, state round-trips, SAC's update and action-space check,
 
 from __future__ import annotations
 
-import io
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import saved_and_loaded
 
 from agents.base import Transition
 from agents.buffers import ReplayBuffer, RolloutBuffer
@@ -33,13 +32,6 @@ def transition(obs_space, act_space, n, rng, **overrides) -> Transition:
     fields.update(overrides)
     return Transition(**fields)
 
-
-def saved_and_loaded(state):
-    """What a checkpoint gives back: torch.save, then torch.load with weights_only=True."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 # -- GAE -------------------------------------------------------------------------------------------

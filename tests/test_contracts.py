@@ -7,13 +7,13 @@ still load; the skill bookkeeping and the teacher frame behave as hand-computed.
 
 from __future__ import annotations
 
-import io
 import re
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import saved_and_loaded
 
 from agents import AGENTS
 from agents.base import (
@@ -200,12 +200,6 @@ def test_unit_direction_normalises_and_keeps_zero_differences():
 # -- checkpoints of the format before agents.skills ------------------------------------------------------
 
 
-def round_trip(state):
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=False)
-
 
 def test_old_format_metra_state_dict_loads():
     cfg = METRAConfig(hidden_sizes=[8], phi_hidden_sizes=[8], batch_size=4, learning_starts=1)
@@ -219,7 +213,7 @@ def test_old_format_metra_state_dict_loads():
     assert set(old.state_dict()) == set(state)
     new = METRAAgent(cfg, OBS, ACT, 2, CPU)
     new.seed(99)
-    new.load_state_dict(round_trip(state))
+    new.load_state_dict(saved_and_loaded(state))
     np.testing.assert_array_equal(new.z, old.z)
     assert (new.env_steps, new.updates) == (5, 2)
     assert new.rng.random() == old.rng.random()
@@ -237,7 +231,7 @@ def test_old_format_hilp_state_dict_loads():
              "dataset_path": "data/x"}
     assert set(old.state_dict()) == set(state)
     new = HILPAgent(cfg, OBS, ACT, 2, CPU)
-    new.load_state_dict(round_trip(state))
+    new.load_state_dict(saved_and_loaded(state))
     np.testing.assert_array_equal(new.z, old.z)
     assert (new.updates, new.dataset_path) == (4, "data/x")
     assert new.rng.random() == old.rng.random()
@@ -252,7 +246,7 @@ def test_old_format_gcbc_state_dict_with_goals_loads():
     state = {"policy": old.policy.state_dict(), "optimizer": old.optimizer.state_dict(), "goal_bank": torch.from_numpy(bank),
              "goals": torch.from_numpy(goals), "rng": old.rng.bit_generator.state, "updates": 1, "dataset_path": ""}
     new = GCBCAgent(cfg, OBS, ACT, 2, CPU)
-    new.load_state_dict(round_trip(state))
+    new.load_state_dict(saved_and_loaded(state))
     np.testing.assert_array_equal(new.z, goals)
     np.testing.assert_array_equal(new.goal_bank, bank)
     assert set(new.state_dict()) == set(state) - {"goals"} | {"z"}
@@ -286,7 +280,7 @@ def test_a_box_teacher_rebuilt_from_its_state_samples_as_the_original():
     a = make_teacher(ALPGMMConfig(), [0.0, 0.0], [1.0, 2.0], seed=1)
     a.update(a.sample(5), [0.1, 0.2, 0.3, 0.4, 0.5])
     b = make_teacher(ALPGMMConfig(), [0.0, 0.0], [1.0, 2.0], seed=2)
-    b.load_state_dict(round_trip(a.state_dict()))
+    b.load_state_dict(saved_and_loaded(a.state_dict()))
     np.testing.assert_array_equal(np.array(a.sample(4)), np.array(b.sample(4)))
 
 

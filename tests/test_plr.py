@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -12,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import saved_and_loaded
 
 from agents.base import Transition
 from agents.ppo import PPOAgent, PPOConfig
@@ -35,12 +35,6 @@ def int_levels(rng: np.random.Generator) -> np.ndarray:
 def plr(**overrides) -> PLR:
     return PLR(PLRConfig(**overrides), seed=0, generator=int_levels)
 
-
-def saved_and_loaded(state):
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 # --------------------------------------------------------------------------- the replay distribution

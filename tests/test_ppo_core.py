@@ -6,12 +6,12 @@ between, actions chosen elsewhere, checkpoints of the format without owners)."""
 from __future__ import annotations
 
 import copy
-import io
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import saved_and_loaded
 
 from agents.base import Transition
 from agents.buffers import RolloutBuffer
@@ -255,12 +255,6 @@ def test_a_stochastic_evaluation_call_costs_a_recomputation_not_wrong_numbers():
 
 # -- checkpoints without owners ------------------------------------------------------------------------
 
-
-def saved_and_loaded(state):
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 def test_checkpoints_of_the_format_before_owners_resume_identically():
