@@ -12,7 +12,7 @@ same reward-free dataset, with equal gradient steps and seeds.
    cannot. ``--dataset DIR`` reuses a dataset instead. Steps are 0.5 per action (``env.step_size``, 0.2 by
    default) so that crossing the maze takes tens of steps, not hundreds: the value's horizon a CPU budget
    of gradient steps can propagate.
-2. Each method trains with ``rl-run agent=NAME env=pointmaze dataset=DIR steps=N`` (``runners.offline``) in
+2. Each method trains with ``rl-run agent=NAME env=pointmaze dataset=DIR steps=N`` (``runners.trainers.offline``) in
    its CPU-sized setting (``agents.hilp.HILP_CPU``, ``agents.gcbc.GCBC_CPU``), same N and seeds.
 3. Scores (``runners.skill_eval``, ``runners.prompt_eval``): ``goal_success``, the success rate over the
    maze's 12 goal cells from the start cell (z = (phi(g) - phi(s)) / ||.|| every step for HILP, the goal
