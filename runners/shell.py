@@ -126,10 +126,11 @@ def evaluate_agent(cfg: DictConfig, agent: Agent, spec: EnvSpec, logger: Logger,
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[threading.Event]:
     """Within the block, SIGINT sets the yielded event instead of raising; a second SIGINT raises at once.
-    Outside the main thread (a Tune trial's thread) signals cannot be caught and Ctrl-C keeps its default."""
+    Outside the main thread (a Tune trial's thread) signals cannot be caught and Ctrl-C keeps its default; a
+    process that ignores SIGINT keeps ignoring it."""
     requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield requested  # SIG_IGN: the process was started to ignore Ctrl-C (nohup, a background job); keep it so
         return
 
     def handler(signum, frame) -> None:

@@ -562,15 +562,19 @@ def run_sweep(spec: SweepSpec, points: list[dict[str, str]], path: Path, record:
                                  cpus=opts.cpus_per_trial, cwd=os.getcwd()),
             {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial},
         )
+        # One grid axis over the trial list; the values are repeated as columns for Tune's tables.
+        param_space = {"trial": tune.grid_search(list(range(len(points)))),
+                       **{k: tune.sample_from(lambda config, k=k: points[config["trial"]][k]) for k in keys}}
         if tune.Tuner.can_restore(str(path)):
             print(f"{PROG}: resuming the sweep in {path}", file=sys.stderr)
-            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+            # The param space again: a driver killed before Tune saved its state with every trial in it makes
+            # the restored search create the missing trials, which need the grid to have a "trial".
+            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+                                       param_space=param_space)
         else:
             tuner = tune.Tuner(
                 trainable,
-                # One grid axis over the trial list; the values are repeated as columns for Tune's tables.
-                param_space={"trial": tune.grid_search(list(range(len(points)))),
-                             **{k: tune.sample_from(lambda config, k=k: points[config["trial"]][k]) for k in keys}},
+                param_space=param_space,
                 tune_config=tune.TuneConfig(
                     max_concurrent_trials=opts.max_concurrent,
                     trial_name_creator=lambda t: trial_name(t.config["trial"], points[t.config["trial"]]),

@@ -18,6 +18,14 @@ from runners.shell import deferred_interrupt
 
 
 def test_first_sigint_is_deferred_second_one_raises():
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever ran pytest
+    try:
+        check_deferred_interrupt()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_deferred_interrupt():
     with deferred_interrupt() as requested:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # the handler runs between bytecodes of this thread
@@ -28,10 +36,25 @@ def test_first_sigint_is_deferred_second_one_raises():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_process_that_ignores_sigint_keeps_ignoring_it():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, a background job
+    try:
+        with deferred_interrupt() as requested:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not requested.is_set()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_during_a_ppo_update_leaves_a_resumable_run(tmp_path):
     run_dir = tmp_path / "run"
     # 8 envs x 32 steps per rollout; many epochs make the update most of the time, where SIGINT lands.
-    args = [sys.executable, "-c", "from runners.cli import run_main; raise SystemExit(run_main())", "agent=ppo",
+    # Ctrl-C as in a terminal, even where the test runner was started with SIGINT ignored (a background job).
+    child = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from runners.cli import run_main; raise SystemExit(run_main())")
+    args = [sys.executable, "-c", child, "agent=ppo",
             "env=minigrid", "steps=1024", "agent.n_steps=32", "agent.n_epochs=20", "checkpoint.every=256", "threads=1",
             "eval.episodes=0", "progress=false", f"run_dir={run_dir}"]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
