@@ -18,12 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from envs import EnvSpec
-from runners.checkpoint import latest_checkpoint, load_checkpoint
+from runners.checkpoint import latest_checkpoint
 from runners.config import ConfigError, check_key, compose_raw, group_options
 from runners.evaluation import SUITES, EvalContext, evaluate
 from runners.rollout import make_vector_env
 from runners.rundir import load_run_config
-from runners.train import CHECKPOINT_VERSION, build_agent, eval_suites_for, resolve_device, space_signature
+from runners.shell import read_checkpoint
+from runners.train import build_agent, eval_suites_for, resolve_device, space_signature
 
 EVAL_KEYS = ("run_dir", "episodes", "suite", "seed", "device", "deterministic", "env")
 
@@ -110,9 +111,7 @@ def evaluate_run(args: EvalArgs) -> dict[str, Any]:
         # Evaluation acts on a handful of observations per call, where torch's intra-op threads only add
         # synchronisation (tens of ms per call on a busy machine instead of about one).
         torch.set_num_threads(1)
-    checkpoint = load_checkpoint(ckpt_path, device)
-    if checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise ConfigError(f"checkpoint {ckpt_path} has format version {checkpoint.get('version')}")
+    checkpoint = read_checkpoint(ckpt_path, device)
     spec = eval_env_spec(saved, args.env, args.env_overrides)
 
     cfg = compose_raw([f"agent={saved.agent.name}"])

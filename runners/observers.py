@@ -113,10 +113,9 @@ class CurriculumObserver(Observer):
         self.driver = driver
 
     def reset(self, envs, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-        return self.driver.reset(envs, seed)
-
-    def bind(self, envs) -> None:
+        """Reset ``envs`` onto teacher levels; later steps queue the next levels on the same envs."""
         self.envs = envs
+        return self.driver.reset(envs, seed)
 
     def on_step(self, step: int, batch: Transition, info: dict[str, Any], finished: list[Finished]) -> None:
         self.driver.on_step(self.envs, info, finished, info.get("dropped"))

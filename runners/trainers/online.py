@@ -40,7 +40,6 @@ class OnlineTrainer(Trainer):
         self.open_envs(num_envs_for(cfg))
         try:
             self.curriculum = self._curriculum()
-            self.dataset_metadata = self._dataset_metadata()
         except BaseException:
             self.envs.close()
             raise
@@ -58,18 +57,11 @@ class OnlineTrainer(Trainer):
             return None
         return CurriculumObserver(CurriculumDriver(teacher, self.num_envs, student=self.agent))
 
-    def _dataset_metadata(self) -> dict[str, Any] | None:
-        """``save_dataset=true``: what the dataset writer records, checked before anything is written."""
-        cfg = self.cfg
-        if not cfg.save_dataset:
-            return None
-        return {"agent": cfg.agent.name, "agent_config": OmegaConf.to_container(cfg.agent), "seed": int(cfg.seed),
-                "steps": int(cfg.steps), "num_envs": self.num_envs}
-
     # -- the loop -------------------------------------------------------------------------------------
 
     def start(self, checkpoint: dict[str, Any] | None, logger: Logger) -> None:
         super().start(checkpoint, logger)
+        cfg = self.cfg
         self.tracker.total_episodes = self.episodes
         if checkpoint is not None:  # the window of train/recent_return (absent in older checkpoints)
             self.recent_returns = [float(r) for r in checkpoint.get("recent_returns", [])]
@@ -77,17 +69,18 @@ class OnlineTrainer(Trainer):
             if checkpoint is not None and observer.state_key is not None and observer.state_key in checkpoint:
                 observer.load_state_dict(checkpoint[observer.state_key])
         self.writer: DatasetWriter | None = None
-        if self.dataset_metadata is not None:
+        if cfg.save_dataset:  # every transition collected goes to run_dir/dataset (envs.datasets)
+            metadata = {"agent": cfg.agent.name, "agent_config": OmegaConf.to_container(cfg.agent), "seed": int(cfg.seed),
+                        "steps": int(cfg.steps), "num_envs": self.num_envs}
             try:
-                self.writer = DatasetWriter(Path(self.cfg.run_dir) / "dataset", self.spec, self.observation_space,
-                                            self.action_space, self.num_envs, self.dataset_metadata,
+                self.writer = DatasetWriter(Path(cfg.run_dir) / "dataset", self.spec, self.observation_space,
+                                            self.action_space, self.num_envs, metadata,
                                             resume_step=self.step if checkpoint is not None else None)
             except DatasetError as exc:
                 raise ConfigError(str(exc)) from None
             self.observers.append(DatasetObserver(self.writer))
-        seed = self.cfg.seed + self.step
+        seed = cfg.seed + self.step
         if self.curriculum is not None:
-            self.curriculum.bind(self.envs)
             self.obs, info = self.curriculum.reset(self.envs, seed)
         else:
             self.obs, info = self.envs.reset(seed=seed)
