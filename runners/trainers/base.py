@@ -66,15 +66,25 @@ class Trainer:
         self.envs = make_vector_env(self.spec, num_envs, cfg.runner.backend, cfg.seed, cfg.runner.num_workers,
                                     cfg.ray.address, cfg.ray.num_cpus)
         try:
-            self.observation_space = self.envs.single_observation_space
-            self.action_space = self.envs.single_action_space
-            self.agent = build_agent(cfg, self.spec, self.observation_space, self.action_space, num_envs, self.device)
-            if check is not None:
-                check(self.agent)
-            self.agent.seed(cfg.seed)
+            self._make_agent(self.envs.single_observation_space, self.envs.single_action_space, num_envs, check)
         except BaseException:
             self.envs.close()
             raise
+
+    def make_agent_without_envs(self, num_envs: int, check=None) -> None:
+        """For trainers that step no vector env of their own: the spaces of one env of the spec, and the agent
+        built for them (``agent``) as ``open_envs`` builds it."""
+        env = self.spec.make()
+        spaces = env.observation_space, env.action_space
+        env.close()
+        self._make_agent(*spaces, num_envs, check)
+
+    def _make_agent(self, observation_space: gym.Space, action_space: gym.Space, num_envs: int, check) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+        self.agent = build_agent(self.cfg, self.spec, observation_space, action_space, num_envs, self.device)
+        if check is not None:
+            check(self.agent)
+        self.agent.seed(self.cfg.seed)
 
     # -- what a kind must provide ---------------------------------------------------------------------
 

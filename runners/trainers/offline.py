@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from envs import EnvSpec
 from envs.datasets import DatasetError, TransitionDataset, load_dataset
 from runners.config import ConfigError
-from runners.trainers.base import Trainer, build_agent, num_envs_for
+from runners.trainers.base import Trainer, num_envs_for
 
 
 def load_offline_dataset(cfg: DictConfig, spec: EnvSpec) -> TransitionDataset:
@@ -55,11 +55,7 @@ class OfflineTrainer(Trainer):
 
     def __init__(self, cfg: DictConfig, spec: EnvSpec, device: torch.device) -> None:
         super().__init__(cfg, spec, device)
-        env = spec.make()
-        self.observation_space, self.action_space = env.observation_space, env.action_space
-        env.close()
-        self.agent = build_agent(cfg, spec, self.observation_space, self.action_space, num_envs_for(cfg), device)
-        self.agent.seed(cfg.seed)
+        self.make_agent_without_envs(num_envs_for(cfg))
         self.dataset = load_offline_dataset(cfg, spec)
         # absolute: rl-eval may run from elsewhere
         self.agent.set_dataset(self.dataset, str(Path(cfg.dataset).resolve()))

@@ -31,7 +31,7 @@ from envs import EnvSpec
 from runners.config import ConfigError
 from runners.episodes import play_episodes
 from runners.logger import Logger
-from runners.trainers.base import Trainer, build_agent
+from runners.trainers.base import Trainer
 
 
 class PopulationTrainer(Trainer):
@@ -44,12 +44,8 @@ class PopulationTrainer(Trainer):
             raise ConfigError(f"agent {cfg.agent.name} evaluates whole episodes; it takes no curriculum")
         if cfg.save_dataset:
             raise ConfigError(f"agent {cfg.agent.name} evaluates whole episodes; save_dataset=true is not supported")
-        env = spec.make()
-        self.observation_space, self.action_space = env.observation_space, env.action_space
-        env.close()
-        self.agent = build_agent(cfg, spec, self.observation_space, self.action_space, 1, device)
-        require_contract(self.agent, PopulationMethod, "the population trainer", ConfigError)
-        self.agent.seed(cfg.seed)
+        self.make_agent_without_envs(
+            1, check=lambda agent: require_contract(agent, PopulationMethod, "the population trainer", ConfigError))
         self.backend = "ray" if cfg.runner.backend == "ray" else "sync"
         self.metrics: dict[str, float] = {}
         self.env_steps = 0
